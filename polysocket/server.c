@@ -1,0 +1,391 @@
+/*
+ * server.c - polyserver: a backlog of connection attempts.
+ *
+ * Every field of a server is guarded by psock_lock (registry.h).  A
+ * decision on an attempt is made under that lock and completed by the
+ * client afterwards (client_finish), so no lock is held across a polypipe
+ * call or a callback.  A server is freed when it is closed and no
+ * notifier call is in flight (refs).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "common/sync.h"
+#include "polysocket/client.h"
+#include "polysocket/registry.h"
+#include "polysocket/server.h"
+
+struct polyserver {
+	pthread_cond_t accepters;     /* accept may not wait; notifier idle */
+	struct attempt *head;         /* the backlog, oldest first */
+	struct attempt *tail;
+	size_t pending;               /* attempts in the backlog */
+	size_t backlog;               /* most attempts allowed */
+	unsigned waiting;             /* threads waiting in accept */
+	bool refusing;                /* until the next accept call */
+	bool shut;
+	bool named;
+	unsigned refs;                /* 1 + notifier calls in flight */
+	struct psync_efd efd;
+	struct psync_notifier notify;
+};
+
+polyserver *
+polyserver_create(void)
+{
+	polyserver *srv = calloc(1, sizeof *srv);
+	int err;
+
+	if (srv == NULL)
+		return NULL;
+	err = psync_cond_init(&srv->accepters);
+	if (err != 0) {
+		free(srv);
+		errno = err;
+		return NULL;
+	}
+	srv->backlog = SIZE_MAX;
+	srv->refs = 1;
+	srv->efd = (struct psync_efd)PSYNC_EFD_NONE;
+	return srv;
+}
+
+static void
+server_update_fd(polyserver *srv)
+{
+	psync_efd_update(&srv->efd, srv->pending > 0 || srv->shut);
+}
+
+/* Drops a reference (lock held, and released here). */
+static void
+server_unlock_unref(polyserver *srv)
+{
+	bool last = --srv->refs == 0;
+
+	pthread_mutex_unlock(&psock_lock);
+	if (last) {
+		pthread_cond_destroy(&srv->accepters);
+		free(srv);
+	}
+}
+
+int
+server_enqueue(polyserver *srv, struct attempt *a, bool *fire)
+{
+	*fire = false;
+	if (srv->shut || srv->refusing)
+		return ECONNREFUSED;
+	if (srv->pending >= srv->backlog)
+		return EAGAIN;
+	a->next = NULL;
+	a->prev = srv->tail;
+	if (srv->tail != NULL)
+		srv->tail->next = a;
+	else
+		srv->head = a;
+	srv->tail = a;
+	if (srv->pending++ == 0) {
+		server_update_fd(srv);
+		srv->refs++;
+		*fire = true;
+	}
+	if (srv->waiting > 0)
+		pthread_cond_signal(&srv->accepters);
+	return 0;
+}
+
+void
+server_fire(polyserver *srv)
+{
+	pthread_mutex_lock(&psock_lock);
+	psync_notify_fire(&srv->notify, &psock_lock, &srv->accepters);
+	server_unlock_unref(srv);
+}
+
+void
+server_withdraw(polyserver *srv, struct attempt *a)
+{
+	if (a->prev != NULL)
+		a->prev->next = a->next;
+	else
+		srv->head = a->next;
+	if (a->next != NULL)
+		a->next->prev = a->prev;
+	else
+		srv->tail = a->prev;
+	srv->pending--;
+	server_update_fd(srv);
+}
+
+/* Takes the oldest attempt out of the backlog. */
+static polyclient *
+server_pop(polyserver *srv)
+{
+	struct attempt *a = srv->head;
+
+	server_withdraw(srv, a);
+	return a->cl;
+}
+
+int
+polyserver_set_backlog(polyserver *srv, size_t max)
+{
+	if (srv == NULL || max == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	pthread_mutex_lock(&psock_lock);
+	if (!srv->shut)
+		srv->backlog = max;
+	pthread_mutex_unlock(&psock_lock);
+	return 0;
+}
+
+ssize_t
+polyserver_accept_many(polyserver *srv, polyendpoint *eps, size_t max,
+                       int timeout_ms)
+{
+	struct psync_timer timer = psync_timer(timeout_ms);
+	bool timed_out = false;
+	polyclient *one[16], **cls;
+	size_t i, n;
+	int err;
+
+	if (srv == NULL || eps == NULL || max == 0 ||
+	    !psync_timeout_valid(timeout_ms)) {
+		errno = EINVAL;
+		return -1;
+	}
+	pthread_mutex_lock(&psock_lock);
+	srv->refusing = false;
+	for (;;) {
+		if (srv->shut)
+			err = ESHUTDOWN;
+		else if (srv->pending > 0)
+			break;
+		else if (timeout_ms == 0)
+			err = EAGAIN;
+		else if (timed_out)
+			err = ETIMEDOUT;
+		else {
+			srv->waiting++;
+			timed_out = psync_wait(&srv->accepters, &psock_lock,
+			                       &timer) != 0;
+			srv->waiting--;
+			continue;
+		}
+		pthread_mutex_unlock(&psock_lock);
+		errno = err;
+		return -1;
+	}
+	n = srv->pending < max ? srv->pending : max;
+	/* The clients to finish after unlocking; a small batch needs no
+	 * allocation. */
+	cls = n <= 16 ? one : malloc(n * sizeof *cls);
+	if (cls == NULL) {
+		pthread_mutex_unlock(&psock_lock);
+		errno = ENOMEM;
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		cls[i] = server_pop(srv);
+		client_accept(cls[i], &eps[i]);
+	}
+	pthread_mutex_unlock(&psock_lock);
+	for (i = 0; i < n; i++)
+		client_finish(cls[i]);
+	if (cls != one)
+		free(cls);
+	return (ssize_t)n;
+}
+
+int
+polyserver_accept(polyserver *srv, polyendpoint *ep, int timeout_ms)
+{
+	return polyserver_accept_many(srv, ep, 1, timeout_ms) < 0 ? -1 : 0;
+}
+
+/* Refuses every pending attempt (lock held) and returns them, oldest
+ * first, linked through their attempts, for client_finish. */
+static struct attempt *
+server_refuse_all(polyserver *srv, size_t *count)
+{
+	struct attempt *list = srv->head, *a;
+
+	*count = srv->pending;
+	for (a = list; a != NULL; a = a->next)
+		client_refuse(a->cl);
+	srv->head = srv->tail = NULL;
+	srv->pending = 0;
+	server_update_fd(srv);
+	return list;
+}
+
+/* Completes the refusals: the clients' references keep them alive. */
+static void
+server_finish_all(struct attempt *list)
+{
+	struct attempt *a, *next;
+
+	for (a = list; a != NULL; a = next) {
+		next = a->next; /* a lives in a client that may now go */
+		client_finish(a->cl);
+	}
+}
+
+int
+polyserver_refuse(polyserver *srv)
+{
+	struct attempt *list;
+	size_t n;
+
+	if (srv == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	pthread_mutex_lock(&psock_lock);
+	if (srv->shut) {
+		pthread_mutex_unlock(&psock_lock);
+		return 0;
+	}
+	srv->refusing = true;
+	list = server_refuse_all(srv, &n);
+	pthread_mutex_unlock(&psock_lock);
+	server_finish_all(list);
+	return n > INT_MAX ? INT_MAX : (int)n;
+}
+
+bool
+polyserver_pending(polyserver *srv)
+{
+	bool pending;
+
+	if (srv == NULL)
+		return false;
+	pthread_mutex_lock(&psock_lock);
+	pending = srv->pending > 0;
+	pthread_mutex_unlock(&psock_lock);
+	return pending;
+}
+
+int
+polyserver_accept_fd(polyserver *srv)
+{
+	int fd = -1;
+
+	if (srv == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	pthread_mutex_lock(&psock_lock);
+	if (srv->efd.fd >= 0 ||
+	    psync_efd_open(&srv->efd, srv->pending > 0 || srv->shut) == 0)
+		fd = srv->efd.fd;
+	pthread_mutex_unlock(&psock_lock);
+	return fd;
+}
+
+int
+polyserver_set_accept_notify(polyserver *srv, polypipe_notify_fn *fn,
+                             void *arg)
+{
+	if (srv == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	pthread_mutex_lock(&psock_lock);
+	psync_notify_set(&srv->notify, fn, arg, &psock_lock, &srv->accepters);
+	pthread_mutex_unlock(&psock_lock);
+	return 0;
+}
+
+int
+polyserver_bind(polyserver *srv, const char *name)
+{
+	int err;
+
+	err = srv == NULL ? EINVAL : registry_check_name(name);
+	if (err != 0) {
+		errno = err;
+		return -1;
+	}
+	pthread_mutex_lock(&psock_lock);
+	if (srv->named)
+		err = EINVAL;
+	else if (srv->shut)
+		err = ESHUTDOWN;
+	else
+		err = registry_add(srv, name);
+	if (err == 0)
+		srv->named = true;
+	pthread_mutex_unlock(&psock_lock);
+	if (err != 0) {
+		errno = err;
+		return -1;
+	}
+	return 0;
+}
+
+int
+polyserver_shutdown(polyserver *srv)
+{
+	struct attempt *list;
+	size_t n;
+
+	if (srv == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	pthread_mutex_lock(&psock_lock);
+	if (srv->shut) {
+		pthread_mutex_unlock(&psock_lock);
+		return 0;
+	}
+	srv->shut = true;
+	list = server_refuse_all(srv, &n);
+	if (srv->named) {
+		registry_remove(srv);
+		srv->named = false;
+	}
+	if (srv->waiting > 0)
+		pthread_cond_broadcast(&srv->accepters);
+	srv->refs++;
+	pthread_mutex_unlock(&psock_lock);
+	server_finish_all(list);
+	server_fire(srv);
+	return 0;
+}
+
+void
+polyserver_close(polyserver *srv)
+{
+	int fd;
+
+	if (srv == NULL)
+		return;
+	pthread_mutex_lock(&psock_lock);
+	psync_notify_set(&srv->notify, NULL, NULL, &psock_lock,
+	                 &srv->accepters);
+	pthread_mutex_unlock(&psock_lock);
+	polyserver_shutdown(srv);
+	pthread_mutex_lock(&psock_lock);
+	fd = psync_efd_release(&srv->efd);
+	server_unlock_unref(srv);
+	if (fd >= 0)
+		close(fd);
+}
+
+void
+polyendpoint_close(polyendpoint *ep)
+{
+	if (ep == NULL)
+		return;
+	polypipe_close(ep->rd);
+	polypipe_close(ep->wr);
+	ep->rd = ep->wr = NULL;
+}
