@@ -122,14 +122,38 @@ server_withdraw(polyserver *srv, struct attempt *a)
 	server_update_fd(srv);
 }
 
-/* Takes the oldest attempt out of the backlog. */
-static polyclient *
-server_pop(polyserver *srv)
+/* Takes the n oldest attempts out of the backlog (lock held), still
+ * linked oldest first, the last one's next NULL. */
+static struct attempt *
+server_take(polyserver *srv, size_t n)
 {
-	struct attempt *a = srv->head;
+	struct attempt *list = srv->head, *last = list;
+	size_t i;
 
-	server_withdraw(srv, a);
-	return a->cl;
+	for (i = 1; i < n; i++)
+		last = last->next;
+	srv->head = last->next;
+	if (srv->head != NULL)
+		srv->head->prev = NULL;
+	else
+		srv->tail = NULL;
+	last->next = NULL;
+	srv->pending -= n;
+	server_update_fd(srv);
+	return list;
+}
+
+/* Completes the decisions on a list of attempts taken out of the
+ * backlog; the clients' references keep them alive. */
+static void
+server_finish_all(struct attempt *list)
+{
+	struct attempt *a, *next;
+
+	for (a = list; a != NULL; a = next) {
+		next = a->next; /* a lives in a client that may now go */
+		client_finish(a->cl);
+	}
 }
 
 int
@@ -151,8 +175,8 @@ polyserver_accept_many(polyserver *srv, polyendpoint *eps, size_t max,
                        int timeout_ms)
 {
 	struct psync_timer timer = psync_timer(timeout_ms);
+	struct attempt *list, *a;
 	bool timed_out = false;
-	polyclient *one[16], **cls;
 	size_t i, n;
 	int err;
 
@@ -184,23 +208,11 @@ polyserver_accept_many(polyserver *srv, polyendpoint *eps, size_t max,
 		return -1;
 	}
 	n = srv->pending < max ? srv->pending : max;
-	/* The clients to finish after unlocking; a small batch needs no
-	 * allocation. */
-	cls = n <= 16 ? one : malloc(n * sizeof *cls);
-	if (cls == NULL) {
-		pthread_mutex_unlock(&psock_lock);
-		errno = ENOMEM;
-		return -1;
-	}
-	for (i = 0; i < n; i++) {
-		cls[i] = server_pop(srv);
-		client_accept(cls[i], &eps[i]);
-	}
+	list = server_take(srv, n);
+	for (i = 0, a = list; i < n; i++, a = a->next)
+		client_accept(a->cl, &eps[i]);
 	pthread_mutex_unlock(&psock_lock);
-	for (i = 0; i < n; i++)
-		client_finish(cls[i]);
-	if (cls != one)
-		free(cls);
+	server_finish_all(list);
 	return (ssize_t)n;
 }
 
@@ -210,32 +222,20 @@ polyserver_accept(polyserver *srv, polyendpoint *ep, int timeout_ms)
 	return polyserver_accept_many(srv, ep, 1, timeout_ms) < 0 ? -1 : 0;
 }
 
-/* Refuses every pending attempt (lock held) and returns them, oldest
- * first, linked through their attempts, for client_finish. */
+/* Refuses every pending attempt (lock held) and returns them for
+ * server_finish_all. */
 static struct attempt *
 server_refuse_all(polyserver *srv, size_t *count)
 {
-	struct attempt *list = srv->head, *a;
+	struct attempt *list, *a;
 
 	*count = srv->pending;
+	if (srv->pending == 0)
+		return NULL;
+	list = server_take(srv, srv->pending);
 	for (a = list; a != NULL; a = a->next)
 		client_refuse(a->cl);
-	srv->head = srv->tail = NULL;
-	srv->pending = 0;
-	server_update_fd(srv);
 	return list;
-}
-
-/* Completes the refusals: the clients' references keep them alive. */
-static void
-server_finish_all(struct attempt *list)
-{
-	struct attempt *a, *next;
-
-	for (a = list; a != NULL; a = next) {
-		next = a->next; /* a lives in a client that may now go */
-		client_finish(a->cl);
-	}
 }
 
 int
@@ -348,6 +348,7 @@ polyserver_shutdown(polyserver *srv)
 	}
 	srv->shut = true;
 	list = server_refuse_all(srv, &n);
+	server_update_fd(srv); /* readable for good */
 	if (srv->named) {
 		registry_remove(srv);
 		srv->named = false;
