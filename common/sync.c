@@ -11,6 +11,34 @@
 
 #include "common/sync.h"
 
+#ifdef PSYNC_FAULTS
+/* The fault-injection tests are single-threaded: plain counters do. */
+unsigned long psync_fail_at;
+unsigned long psync_allocs;
+
+static bool
+psync_fault(void)
+{
+	psync_allocs++;
+	if (psync_fail_at == 0 || --psync_fail_at > 0)
+		return false;
+	errno = ENOMEM;
+	return true;
+}
+
+void *
+psync_malloc(size_t size)
+{
+	return psync_fault() ? NULL : malloc(size);
+}
+
+void *
+psync_calloc(size_t n, size_t size)
+{
+	return psync_fault() ? NULL : calloc(n, size);
+}
+#endif
+
 int
 psync_cond_init(pthread_cond_t *cv)
 {

@@ -10,9 +10,26 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include <polysocket/polypipe.h>
+
+/*
+ * Every allocation of the library goes through these, so that a test
+ * build (PSYNC_FAULTS, tests/check_faults.c) can make any one of them
+ * fail: psync_fail_at = N fails the N-th allocation from then on (1 is
+ * the next one), and 0 fails none; psync_allocs counts them.
+ */
+#ifdef PSYNC_FAULTS
+extern unsigned long psync_fail_at;
+extern unsigned long psync_allocs;
+void *psync_malloc(size_t size);
+void *psync_calloc(size_t n, size_t size);
+#else
+#define psync_malloc(size) malloc(size)
+#define psync_calloc(n, size) calloc(n, size)
+#endif
 
 /* psync_cond_init: a condition variable that times out on
  * CLOCK_MONOTONIC.  Returns 0 or an error number. */

@@ -166,7 +166,7 @@ ring_resize(struct pipe *pp, size_t newsize)
 
 	if (newsize > SIZE_MAX / sizeof *ring)
 		return false;
-	ring = malloc(newsize * sizeof *ring);
+	ring = psync_malloc(newsize * sizeof *ring);
 	if (ring == NULL)
 		return false;
 	first = pp->size - pp->head < pp->len ? pp->size - pp->head : pp->len;
@@ -279,7 +279,7 @@ polypipe_create(size_t capacity, polypipe **rd, polypipe **wr)
 		errno = EINVAL;
 		return -1;
 	}
-	pp = calloc(1, sizeof *pp);
+	pp = psync_calloc(1, sizeof *pp);
 	if (pp == NULL)
 		return -1;
 	err = pthread_mutex_init(&pp->lock, NULL);

@@ -56,7 +56,7 @@ polyclient_create(size_t capacity)
 		errno = EINVAL;
 		return NULL;
 	}
-	cl = calloc(1, sizeof *cl);
+	cl = psync_calloc(1, sizeof *cl);
 	if (cl == NULL)
 		return NULL;
 	err = psync_cond_init(&cl->decided);

@@ -38,7 +38,7 @@ struct polyserver {
 polyserver *
 polyserver_create(void)
 {
-	polyserver *srv = calloc(1, sizeof *srv);
+	polyserver *srv = psync_calloc(1, sizeof *srv);
 	int err;
 
 	if (srv == NULL)
