@@ -33,13 +33,12 @@ enum client_state {
 };
 
 struct polyclient {
-	pthread_cond_t decided;       /* endpoint may not wait; notifier idle */
+	struct psync_event decided;   /* endpoint may not wait; notifier idle */
 	polyendpoint mine;            /* the client's side; immutable */
 	polyendpoint theirs;          /* the server's side; immutable */
 	struct attempt attempt;       /* links: the server's backlog */
 	polyserver *srv;              /* while PENDING */
 	enum client_state state;
-	unsigned waiting;             /* threads waiting in endpoint */
 	unsigned refs;                /* 1 + deciders in flight */
 	struct psync_efd efd;
 	struct psync_notifier notify;
@@ -59,9 +58,6 @@ polyclient_create(size_t capacity)
 	cl = psync_calloc(1, sizeof *cl);
 	if (cl == NULL)
 		return NULL;
-	err = psync_cond_init(&cl->decided);
-	if (err != 0)
-		goto fail_cond;
 	if (polypipe_create(capacity, &c2s_rd, &c2s_wr) < 0)
 		goto fail_c2s;
 	if (polypipe_create(capacity, &s2c_rd, &s2c_wr) < 0)
@@ -77,14 +73,9 @@ fail_s2c:
 	err = errno;
 	polypipe_close(c2s_rd);
 	polypipe_close(c2s_wr);
-	goto fail_pipes;
-fail_c2s:
-	err = errno;
-fail_pipes:
-	pthread_cond_destroy(&cl->decided);
-fail_cond:
-	free(cl);
 	errno = err;
+fail_c2s:
+	free(cl);
 	return NULL;
 }
 
@@ -100,8 +91,7 @@ client_publish(polyclient *cl, enum client_state state)
 {
 	cl->state = state;
 	psync_efd_update(&cl->efd, true);
-	if (cl->waiting > 0)
-		pthread_cond_broadcast(&cl->decided);
+	psync_event_wake(&cl->decided, true);
 }
 
 void
@@ -121,13 +111,6 @@ client_refuse(polyclient *cl)
 	cl->refs++;
 }
 
-static void
-client_free(polyclient *cl)
-{
-	pthread_cond_destroy(&cl->decided);
-	free(cl);
-}
-
 /* Drops a reference (lock held, and released here). */
 static void
 client_unlock_unref(polyclient *cl)
@@ -136,7 +119,7 @@ client_unlock_unref(polyclient *cl)
 
 	pthread_mutex_unlock(&psock_lock);
 	if (last)
-		client_free(cl);
+		free(cl);
 }
 
 void
@@ -247,10 +230,8 @@ polyclient_endpoint(polyclient *cl, polyendpoint *ep, int timeout_ms)
 		else if (timed_out)
 			err = ETIMEDOUT;
 		else {
-			cl->waiting++;
-			timed_out = psync_wait(&cl->decided, &psock_lock,
-			                       &timer) != 0;
-			cl->waiting--;
+			timed_out = psync_event_wait(&cl->decided, &psock_lock,
+			                             &timer) != 0;
 			continue;
 		}
 		break;
