@@ -39,6 +39,7 @@ struct polyclient {
 	struct attempt attempt;       /* links: the server's backlog */
 	polyserver *srv;              /* while PENDING */
 	enum client_state state;
+	unsigned decided_gen;         /* notify.gen when decided */
 	unsigned refs;                /* 1 + deciders in flight */
 	struct psync_efd efd;
 	struct psync_notifier notify;
@@ -85,11 +86,16 @@ client_decided(const polyclient *cl)
 	return cl->state == CLIENT_ACCEPTED || cl->state == CLIENT_REFUSED;
 }
 
-/* Shows the decision: wait, descriptor (lock held). */
+/*
+ * Shows the decision: wait, descriptor (lock held).  The notifier set now
+ * is the decider's to call; one set later is called by its setter, which
+ * then finds the attempt decided, so each is called exactly once.
+ */
 static void
 client_publish(polyclient *cl, enum client_state state)
 {
 	cl->state = state;
+	cl->decided_gen = cl->notify.gen;
 	psync_efd_update(&cl->efd, true);
 	psync_event_wake(&cl->decided, true);
 }
@@ -138,7 +144,8 @@ client_finish(polyclient *cl)
 		pthread_mutex_lock(&psock_lock);
 		client_publish(cl, CLIENT_REFUSED);
 	}
-	psync_notify_fire(&cl->notify, &psock_lock, &cl->decided);
+	if (cl->notify.gen == cl->decided_gen)
+		psync_notify_fire(&cl->notify, &psock_lock, &cl->decided);
 	client_unlock_unref(cl);
 }
 
