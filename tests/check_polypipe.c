@@ -15,13 +15,13 @@
 #include <limits.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
-#include <stddef.h>
 #include <pthread.h>
 #include <sched.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,7 +117,7 @@ struct op {
 	long ret;
 	int err;
 	atomic_int done;
-	atomic_long tid;		/* the thread's kernel id, once known */
+	atomic_long tid;		/* its kernel thread id, once known */
 	pthread_t thread;
 };
 
@@ -2514,7 +2514,7 @@ sem_wait_ms(sem_t *s, int ms)
 struct race_log {
 	atomic_long calls;
 	atomic_int running;
-	atomic_int armed;	/* the next call posts entered, waits for go */
+	atomic_int armed;	/* the next call: post entered, wait go */
 	atomic_long spin;
 	sem_t entered;
 	sem_t go;
@@ -2566,7 +2566,8 @@ churn_run(void *arg)
 			atomic_store(&c->steps, i);
 			at = atomic_load(&c->post_at);
 			if (at > 0 && i >= at &&
-			    atomic_compare_exchange_strong(&c->post_at, &at, 0))
+			    atomic_compare_exchange_strong(&c->post_at, &at,
+			                                   0))
 				sem_post(&c->reached);
 			/* Valgrind's scheduler starves the other threads of
 			 * one that never blocks. */
