@@ -5,62 +5,195 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/sync.h"
 
-int
-psync_cond_init(pthread_cond_t *cv)
-{
-	pthread_condattr_t attr;
-	int err;
+#ifdef PSYNC_FAULTS
+/* The fault-injection tests are single-threaded: plain counters do. */
+unsigned long psync_fail_at;
+unsigned long psync_allocs;
 
-	err = pthread_condattr_init(&attr);
-	if (err != 0)
-		return err;
-	err = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	if (err == 0)
-		err = pthread_cond_init(cv, &attr);
-	pthread_condattr_destroy(&attr);
-	return err;
+static bool
+psync_fault(void)
+{
+	psync_allocs++;
+	if (psync_fail_at == 0 || --psync_fail_at > 0)
+		return false;
+	errno = ENOMEM;
+	return true;
+}
+
+void *
+psync_malloc(size_t size)
+{
+	return psync_fault() ? NULL : malloc(size);
+}
+
+void *
+psync_calloc(size_t n, size_t size)
+{
+	return psync_fault() ? NULL : calloc(n, size);
+}
+#endif
+
+/* How long a waiter spins before sleeping.  A peer running on another
+ * CPU answers a message within a microsecond or two, while a sleep and
+ * wake-up costs tens of microseconds on a virtual machine. */
+#ifndef SPIN_NS
+#define SPIN_NS 10000
+#endif
+
+/* The most waits skipped between two spins that fail. */
+#define SPIN_BACKOFF_MAX 64
+
+static long
+futex(_Atomic uint32_t *word, int op, uint32_t val,
+      const struct timespec *deadline)
+{
+	return syscall(SYS_futex, word, op | FUTEX_PRIVATE_FLAG, val, deadline,
+	               NULL, FUTEX_BITSET_MATCH_ANY);
+}
+
+static int64_t
+clock_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static inline void
+cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+/* Whether another CPU can run a peer while we spin; asked once. */
+static bool
+spin_useful(void)
+{
+	static _Atomic int cpus; /* 0: not asked yet */
+	int n = atomic_load_explicit(&cpus, memory_order_relaxed);
+
+	if (n == 0) {
+		n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+		/* Any thread may store the same answer: relaxed suffices. */
+		atomic_store_explicit(&cpus, n > 0 ? n : 1,
+		                      memory_order_relaxed);
+	}
+	return n > 1;
+}
+
+void
+psync_event_spin(struct psync_event *ev, pthread_mutex_t *lock)
+{
+	uint32_t seq;
+	int64_t until;
+	bool woken = false;
+	unsigned i;
+
+	if (ev->skip > 0) {
+		ev->skip--;
+		return;
+	}
+	if (!spin_useful())
+		return;
+	seq = atomic_load_explicit(&ev->seq, memory_order_relaxed);
+	ev->spinners++;
+	pthread_mutex_unlock(lock);
+	until = clock_ns() + SPIN_NS;
+	for (i = 1; !woken; i++) {
+		cpu_relax();
+		/* Relaxed: the caller re-checks under the lock, which orders
+		 * what it reads after the waker's changes. */
+		woken = atomic_load_explicit(&ev->seq, memory_order_relaxed) !=
+		        seq;
+		if (i % 64 == 0 && clock_ns() >= until)
+			break;
+	}
+	pthread_mutex_lock(lock);
+	ev->spinners--;
+	if (woken) {
+		ev->backoff = 0;
+	} else {
+		ev->backoff = ev->backoff == 0 ? 1
+		              : ev->backoff >= SPIN_BACKOFF_MAX / 2
+		                  ? SPIN_BACKOFF_MAX
+		                  : ev->backoff * 2;
+		ev->skip = ev->backoff;
+	}
 }
 
 int
-psync_wait(pthread_cond_t *cv, pthread_mutex_t *lock, struct psync_timer *t)
+psync_event_wait(struct psync_event *ev, pthread_mutex_t *lock,
+                 struct psync_timer *t)
 {
+	const struct timespec *deadline = NULL;
 	struct timespec now;
-	int err;
+	uint32_t seq;
+	long r;
 
 	assert(t->timeout_ms != 0);
-	if (t->timeout_ms < 0) {
-		err = pthread_cond_wait(cv, lock);
-		assert(err == 0);
-		return 0;
-	}
-	if (!t->armed) {
-		clock_gettime(CLOCK_MONOTONIC, &t->deadline);
-		t->deadline.tv_sec += t->timeout_ms / 1000;
-		t->deadline.tv_nsec += (long)(t->timeout_ms % 1000) * 1000000;
-		if (t->deadline.tv_nsec >= 1000000000) {
-			t->deadline.tv_sec++;
-			t->deadline.tv_nsec -= 1000000000;
+	if (t->timeout_ms > 0) {
+		if (!t->armed) {
+			clock_gettime(CLOCK_MONOTONIC, &t->deadline);
+			t->deadline.tv_sec += t->timeout_ms / 1000;
+			t->deadline.tv_nsec +=
+			    (long)(t->timeout_ms % 1000) * 1000000;
+			if (t->deadline.tv_nsec >= 1000000000) {
+				t->deadline.tv_sec++;
+				t->deadline.tv_nsec -= 1000000000;
+			}
+			t->armed = true;
 		}
-		t->armed = true;
+		deadline = &t->deadline;
 	}
-	err = pthread_cond_timedwait(cv, lock, &t->deadline);
-	if (err == ETIMEDOUT)
+	/* A wake-up after this load moves the word, so the futex call
+	 * below returns at once rather than missing it. */
+	seq = atomic_load_explicit(&ev->seq, memory_order_relaxed);
+	ev->sleepers++;
+	pthread_mutex_unlock(lock);
+	/* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline.
+	 * EINTR and EAGAIN (the word moved) are wake-ups like any other. */
+	r = futex(&ev->seq, FUTEX_WAIT_BITSET, seq, deadline);
+	pthread_mutex_lock(lock);
+	ev->sleepers--;
+	if (deadline == NULL)
+		return 0;
+	if (r < 0 && errno == ETIMEDOUT)
 		return ETIMEDOUT;
-	assert(err == 0);
-	/* A wake-up right at the deadline counts as timed out too, so the
-	 * caller never waits again past it. */
+	/* Woken right at the deadline counts as timed out too, so the
+	 * caller never sleeps again past it. */
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (now.tv_sec > t->deadline.tv_sec ||
-	    (now.tv_sec == t->deadline.tv_sec &&
-	     now.tv_nsec >= t->deadline.tv_nsec))
+	if (now.tv_sec > deadline->tv_sec ||
+	    (now.tv_sec == deadline->tv_sec &&
+	     now.tv_nsec >= deadline->tv_nsec))
 		return ETIMEDOUT;
 	return 0;
+}
+
+void
+psync_event_wake(struct psync_event *ev, bool all)
+{
+	if (ev->sleepers == 0 && ev->spinners == 0)
+		return;
+	/* Release: pairs with nothing in particular (the woken re-check
+	 * under the lock), but keeps the word's moves ordered. */
+	atomic_fetch_add_explicit(&ev->seq, 1, memory_order_release);
+	if (ev->sleepers > 0)
+		futex(&ev->seq, FUTEX_WAKE, all ? INT32_MAX : 1, NULL);
 }
 
 int
@@ -129,8 +262,10 @@ psync_inside(const struct psync_notifier *n)
 
 void
 psync_notify_set(struct psync_notifier *n, polypipe_notify_fn *fn, void *arg,
-                 pthread_mutex_t *lock, pthread_cond_t *cv)
+                 pthread_mutex_t *lock, struct psync_event *ev)
 {
+	struct psync_timer forever = psync_timer(-1);
+
 	n->fn = fn;
 	n->arg = arg;
 	n->gen++;
@@ -138,16 +273,13 @@ psync_notify_set(struct psync_notifier *n, polypipe_notify_fn *fn, void *arg,
 	n->running = 0;
 	if (psync_inside(n))
 		return;
-	while (n->stale > 0) {
-		n->waiters++;
-		(void)pthread_cond_wait(cv, lock); /* cannot fail here */
-		n->waiters--;
-	}
+	while (n->stale > 0)
+		psync_event_wait(ev, lock, &forever);
 }
 
 void
 psync_notify_fire(struct psync_notifier *n, pthread_mutex_t *lock,
-                  pthread_cond_t *cv)
+                  struct psync_event *ev)
 {
 	struct psync_frame f = { .n = n, .up = psync_frames };
 	polypipe_notify_fn *fn = n->fn;
@@ -167,7 +299,6 @@ psync_notify_fire(struct psync_notifier *n, pthread_mutex_t *lock,
 		return;
 	}
 	/* Replaced while we ran: a setter may be waiting for us. */
-	n->stale--;
-	if (n->stale == 0 && n->waiters > 0)
-		pthread_cond_broadcast(cv);
+	if (--n->stale == 0)
+		psync_event_wake(ev, true);
 }

@@ -10,13 +10,27 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include <polysocket/polypipe.h>
 
-/* psync_cond_init: a condition variable that times out on
- * CLOCK_MONOTONIC.  Returns 0 or an error number. */
-int psync_cond_init(pthread_cond_t *cv);
+/*
+ * Every allocation of the library goes through these, so that a test
+ * build (PSYNC_FAULTS, tests/check_faults.c) can make any one of them
+ * fail: psync_fail_at = N fails the N-th allocation from then on (1 is
+ * the next one), and 0 fails none; psync_allocs counts them.
+ */
+#ifdef PSYNC_FAULTS
+extern unsigned long psync_fail_at;
+extern unsigned long psync_allocs;
+void *psync_malloc(size_t size);
+void *psync_calloc(size_t n, size_t size);
+#else
+#define psync_malloc(size) malloc(size)
+#define psync_calloc(n, size) calloc(n, size)
+#endif
 
 /* psync_timeout_valid: whether timeout_ms is -1, 0 or positive. */
 static inline bool
@@ -26,7 +40,7 @@ psync_timeout_valid(int timeout_ms)
 }
 
 /* A wait's deadline, read from the clock only once the call first has to
- * wait, so a call that does not wait does not read it. */
+ * sleep, so a call that does not wait does not read it. */
 struct psync_timer {
 	int timeout_ms;
 	bool armed;
@@ -42,13 +56,44 @@ psync_timer(int timeout_ms)
 }
 
 /*
- * psync_wait: waits on cv (lock held) until woken or the timer's deadline
- * passes.  Returns ETIMEDOUT once the deadline has passed, else 0 (which
- * may be spurious: the caller re-checks its condition either way).  Never
+ * An event that threads wait for under an object's lock: a futex word
+ * that moves at every wake-up, and counts of who is waiting.  Wakers
+ * touch the word only when somebody spins or sleeps on it, so an object
+ * nobody waits on costs no atomic operation and no system call.  Twelve
+ * bytes, where a pthread condition variable takes 48.
+ */
+struct psync_event {
+	_Atomic uint32_t seq; /* moves at every wake-up */
+	uint32_t sleepers;    /* lock: threads in psync_event_wait */
+	uint16_t spinners;    /* lock: threads in psync_event_spin */
+	uint8_t skip;         /* lock: waits left before the next spin */
+	uint8_t backoff;      /* lock: skip after the next failed spin */
+};
+
+/*
+ * psync_event_spin: before sleeping, spins a few microseconds with the
+ * lock released, for a peer running on another CPU to wake the event:
+ * much cheaper than a sleep and wake-up.  Spinning adapts: after a spin
+ * that ends without a wake-up, the next waits on this event skip it,
+ * twice as many each time it fails again, so a waiter whose peer cannot
+ * run meanwhile (same CPU, or idle) barely spins.  Lock held on entry
+ * and on return, but released meanwhile: the caller must check its
+ * condition again before it waits.
+ */
+void psync_event_spin(struct psync_event *ev, pthread_mutex_t *lock);
+
+/*
+ * psync_event_wait: sleeps (lock released meanwhile) until the event is
+ * woken, the timer's deadline passes (then ETIMEDOUT), or spuriously (0):
+ * the caller re-checks its condition either way.  Never EINTR.  Never
  * called with timeout 0.
  */
-int psync_wait(pthread_cond_t *cv, pthread_mutex_t *lock,
-               struct psync_timer *t);
+int psync_event_wait(struct psync_event *ev, pthread_mutex_t *lock,
+                     struct psync_timer *t);
+
+/* psync_event_wake: wakes one sleeper (all if all), and every spinner
+ * (lock held).  Nothing to do, and no atomic operation, if none wait. */
+void psync_event_wake(struct psync_event *ev, bool all);
 
 /*
  * An eventfd that mirrors one readiness condition: readable while ready.
@@ -87,23 +132,23 @@ struct psync_notifier {
 	unsigned gen;     /* bumped by every set */
 	unsigned running; /* calls of the current fn in flight */
 	unsigned stale;   /* calls of replaced callbacks still in flight */
-	unsigned waiters; /* setters waiting for stale to reach 0 */
 };
 
 /*
- * psync_notify_set: replaces the callback (lock held), then waits on cv
+ * psync_notify_set: replaces the callback (lock held), then waits on ev
  * until no replaced call is running, unless this thread is inside one.
  */
 void psync_notify_set(struct psync_notifier *n, polypipe_notify_fn *fn,
-                      void *arg, pthread_mutex_t *lock, pthread_cond_t *cv);
+                      void *arg, pthread_mutex_t *lock,
+                      struct psync_event *ev);
 
 /*
  * psync_notify_fire: calls the callback, if one is set, with lock
  * released for the call (held on entry and on return), then wakes the
- * setters waiting on cv for it.  The caller keeps the object alive across
+ * setters waiting on ev for it.  The caller keeps the object alive across
  * the call: the callback may close it.
  */
 void psync_notify_fire(struct psync_notifier *n, pthread_mutex_t *lock,
-                       pthread_cond_t *cv);
+                       struct psync_event *ev);
 
 #endif /* POLYSOCKET_SYNC_H */

@@ -2,17 +2,21 @@
  * pipe.c - polypipe: a bounded MPMC FIFO of void * messages.
  *
  * Both ends live in one allocation with the shared state.  One mutex
- * guards everything; there is one condition variable per side, and a
- * count of the threads waiting on each, so nobody signals a condition
- * variable that nobody waits on.  Readiness of each side is recomputed
+ * guards everything.  Readiness of each side is recomputed
  * after every change: the eventfds are written only when a side's
  * readiness flips, and notifiers are called for the flips to ready, after
  * the mutex is released.  The pipe is freed when both ends are closed and
  * no notifier call is in flight (refs).
+ *
+ * The two sides never both wait for data (a pipe cannot be both empty
+ * and full), and each has its own psync_event: a waiter spins briefly,
+ * then sleeps on it; writers and readers wake it only when somebody
+ * waits, so the fast path makes no system call.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,7 +25,6 @@
 #include "polypipe/pipe.h"
 
 struct polypipe {
-	struct pipe *pipe;
 	bool reader;                  /* the read end; else the write end */
 	bool closed;                  /* lock */
 	struct psync_efd efd;         /* lock */
@@ -30,18 +33,16 @@ struct polypipe {
 
 struct pipe {
 	pthread_mutex_t lock;
-	pthread_cond_t readers; /* a read may not wait; notifier idle */
-	pthread_cond_t writers; /* a write may not wait; notifier idle */
-	size_t capacity;        /* immutable */
+	size_t capacity;           /* immutable */
 
 	/* All below: lock. */
-	void **ring;            /* buffered messages, ring[head] oldest */
-	size_t size;            /* slots allocated in ring */
+	struct psync_event readers; /* a read may not wait; notifier idle */
+	struct psync_event writers; /* a write may not wait; notifier idle */
+	void **ring;               /* buffered messages, ring[head] oldest */
+	size_t size;               /* slots allocated in ring */
 	size_t head;
 	size_t len;
-	unsigned rd_waiting;    /* threads waiting on readers */
-	unsigned wr_waiting;    /* threads waiting on writers */
-	int error;              /* first error set, or 0 */
+	int error;                 /* first error set, or 0 */
 	bool eof;               /* EOF sent or write end closed */
 	unsigned refs;          /* open ends + notifier calls in flight */
 	polypipe_dtor_fn *dtor;
@@ -49,6 +50,16 @@ struct pipe {
 	struct polypipe rd;
 	struct polypipe wr;
 };
+
+/* The pipe an end belongs to. */
+static struct pipe *
+pipe_of(const polypipe *p)
+{
+	const char *end = (const char *)p;
+
+	return (struct pipe *)(end - (p->reader ? offsetof(struct pipe, rd)
+	                                        : offsetof(struct pipe, wr)));
+}
 
 /* The ring starts this small and is not shrunk below it. */
 #define RING_MIN 8
@@ -102,8 +113,6 @@ pipe_changed(struct pipe *pp, struct readiness before)
 static void
 pipe_free(struct pipe *pp)
 {
-	pthread_cond_destroy(&pp->writers);
-	pthread_cond_destroy(&pp->readers);
 	pthread_mutex_destroy(&pp->lock);
 	free(pp->ring);
 	free(pp);
@@ -135,25 +144,12 @@ pipe_unlock_fire(struct pipe *pp, unsigned rise, unsigned drop)
 		pipe_free(pp);
 }
 
-/* Wakes n waiters of cv, or all, with at most one call. */
-static void
-pipe_wake(pthread_cond_t *cv, unsigned waiting, size_t n)
-{
-	if (waiting == 0)
-		return;
-	if (n == 1 || waiting == 1)
-		pthread_cond_signal(cv);
-	else
-		pthread_cond_broadcast(cv);
-}
-
+/* Wakes the waiters of both sides, for the end of the stream. */
 static void
 pipe_wake_all(struct pipe *pp)
 {
-	if (pp->rd_waiting > 0)
-		pthread_cond_broadcast(&pp->readers);
-	if (pp->wr_waiting > 0)
-		pthread_cond_broadcast(&pp->writers);
+	psync_event_wake(&pp->readers, true);
+	psync_event_wake(&pp->writers, true);
 }
 
 /* Moves the messages into a ring of newsize slots, oldest first at 0.
@@ -166,7 +162,7 @@ ring_resize(struct pipe *pp, size_t newsize)
 
 	if (newsize > SIZE_MAX / sizeof *ring)
 		return false;
-	ring = malloc(newsize * sizeof *ring);
+	ring = psync_malloc(newsize * sizeof *ring);
 	if (ring == NULL)
 		return false;
 	first = pp->size - pp->head < pp->len ? pp->size - pp->head : pp->len;
@@ -279,35 +275,22 @@ polypipe_create(size_t capacity, polypipe **rd, polypipe **wr)
 		errno = EINVAL;
 		return -1;
 	}
-	pp = calloc(1, sizeof *pp);
+	pp = psync_calloc(1, sizeof *pp);
 	if (pp == NULL)
 		return -1;
 	err = pthread_mutex_init(&pp->lock, NULL);
-	if (err != 0)
-		goto fail_mutex;
-	err = psync_cond_init(&pp->readers);
-	if (err != 0)
-		goto fail_readers;
-	err = psync_cond_init(&pp->writers);
-	if (err != 0)
-		goto fail_writers;
+	if (err != 0) {
+		free(pp);
+		errno = err;
+		return -1;
+	}
 	pp->capacity = capacity;
 	pp->refs = 2;
-	pp->rd = (struct polypipe){ .pipe = pp, .reader = true,
-		                    .efd = PSYNC_EFD_NONE };
-	pp->wr = (struct polypipe){ .pipe = pp, .efd = PSYNC_EFD_NONE };
+	pp->rd = (struct polypipe){ .reader = true, .efd = PSYNC_EFD_NONE };
+	pp->wr = (struct polypipe){ .efd = PSYNC_EFD_NONE };
 	*rd = &pp->rd;
 	*wr = &pp->wr;
 	return 0;
-
-fail_writers:
-	pthread_cond_destroy(&pp->readers);
-fail_readers:
-	pthread_mutex_destroy(&pp->lock);
-fail_mutex:
-	free(pp);
-	errno = err;
-	return -1;
 }
 
 /* The checks every read makes before it looks at the pipe. */
@@ -329,7 +312,7 @@ polypipe_read_many(polypipe *rd, void **msgs, size_t max, int timeout_ms)
 	struct psync_timer timer = psync_timer(timeout_ms);
 	struct readiness before;
 	struct pipe *pp;
-	bool timed_out = false;
+	bool timed_out = false, spun = false;
 	size_t i, n;
 	int err;
 
@@ -338,7 +321,7 @@ polypipe_read_many(polypipe *rd, void **msgs, size_t max, int timeout_ms)
 		errno = err;
 		return -1;
 	}
-	pp = rd->pipe;
+	pp = pipe_of(rd);
 	pthread_mutex_lock(&pp->lock);
 	while (pp->len == 0) {
 		if (pipe_ended(pp)) {
@@ -354,16 +337,21 @@ polypipe_read_many(polypipe *rd, void **msgs, size_t max, int timeout_ms)
 			errno = timeout_ms == 0 ? EAGAIN : ETIMEDOUT;
 			return -1;
 		}
-		pp->rd_waiting++;
-		timed_out = psync_wait(&pp->readers, &pp->lock, &timer) != 0;
-		pp->rd_waiting--;
+		if (!spun) {
+			/* The lock is released meanwhile: check again. */
+			spun = true;
+			psync_event_spin(&pp->readers, &pp->lock);
+			continue;
+		}
+		timed_out = psync_event_wait(&pp->readers, &pp->lock,
+		                             &timer) != 0;
 	}
 	before = pipe_readiness(pp);
 	n = pp->len < max ? pp->len : max;
 	for (i = 0; i < n; i++)
 		msgs[i] = ring_pop(pp);
 	ring_shrink(pp);
-	pipe_wake(&pp->writers, pp->wr_waiting, n);
+	psync_event_wake(&pp->writers, n > 1);
 	pipe_unlock_fire(pp, pipe_changed(pp, before), 0);
 	return (ssize_t)n;
 }
@@ -380,7 +368,7 @@ polypipe_write_many(polypipe *wr, void *const *msgs, size_t n, int timeout_ms)
 	struct psync_timer timer = psync_timer(timeout_ms);
 	struct readiness before;
 	struct pipe *pp;
-	bool timed_out = false;
+	bool timed_out = false, spun = false;
 	size_t i, room;
 	int err;
 
@@ -393,7 +381,7 @@ polypipe_write_many(polypipe *wr, void *const *msgs, size_t n, int timeout_ms)
 		errno = EBADF;
 		return -1;
 	}
-	pp = wr->pipe;
+	pp = pipe_of(wr);
 	pthread_mutex_lock(&pp->lock);
 	for (;;) {
 		if (pp->error != 0)
@@ -407,10 +395,14 @@ polypipe_write_many(polypipe *wr, void *const *msgs, size_t n, int timeout_ms)
 		else if (timed_out)
 			err = ETIMEDOUT;
 		else {
-			pp->wr_waiting++;
-			timed_out = psync_wait(&pp->writers, &pp->lock,
-			                       &timer) != 0;
-			pp->wr_waiting--;
+			if (!spun) {
+				/* The lock is released meanwhile. */
+				spun = true;
+				psync_event_spin(&pp->writers, &pp->lock);
+				continue;
+			}
+			timed_out = psync_event_wait(&pp->writers, &pp->lock,
+			                             &timer) != 0;
 			continue;
 		}
 		pthread_mutex_unlock(&pp->lock);
@@ -432,7 +424,7 @@ polypipe_write_many(polypipe *wr, void *const *msgs, size_t n, int timeout_ms)
 	before = pipe_readiness(pp);
 	for (i = 0; i < n; i++)
 		ring_push(pp, msgs[i]);
-	pipe_wake(&pp->readers, pp->rd_waiting, n);
+	psync_event_wake(&pp->readers, n > 1);
 	pipe_unlock_fire(pp, pipe_changed(pp, before), 0);
 	return (ssize_t)n;
 }
@@ -459,7 +451,7 @@ polypipe_write_eof(polypipe *wr)
 		errno = EBADF;
 		return -1;
 	}
-	pp = wr->pipe;
+	pp = pipe_of(wr);
 	pthread_mutex_lock(&pp->lock);
 	before = pipe_readiness(pp);
 	pp->eof = true;
@@ -478,7 +470,7 @@ polypipe_set_error(polypipe *p, int err)
 		errno = EINVAL;
 		return -1;
 	}
-	pp = p->pipe;
+	pp = pipe_of(p);
 	pthread_mutex_lock(&pp->lock);
 	if (pp->error != 0) {
 		pthread_mutex_unlock(&pp->lock);
@@ -494,45 +486,51 @@ polypipe_set_error(polypipe *p, int err)
 int
 polypipe_get_error(const polypipe *p)
 {
+	struct pipe *pp;
 	int err;
 
 	if (p == NULL)
 		return 0;
-	pthread_mutex_lock(&p->pipe->lock);
-	err = p->pipe->error;
-	pthread_mutex_unlock(&p->pipe->lock);
+	pp = pipe_of(p);
+	pthread_mutex_lock(&pp->lock);
+	err = pp->error;
+	pthread_mutex_unlock(&pp->lock);
 	return err;
 }
 
 size_t
 polypipe_length(const polypipe *p)
 {
+	struct pipe *pp;
 	size_t len;
 
 	if (p == NULL)
 		return 0;
-	pthread_mutex_lock(&p->pipe->lock);
-	len = p->pipe->len;
-	pthread_mutex_unlock(&p->pipe->lock);
+	pp = pipe_of(p);
+	pthread_mutex_lock(&pp->lock);
+	len = pp->len;
+	pthread_mutex_unlock(&pp->lock);
 	return len;
 }
 
 size_t
 polypipe_capacity(const polypipe *p)
 {
-	return p == NULL ? 0 : p->pipe->capacity;
+	return p == NULL ? 0 : pipe_of(p)->capacity;
 }
 
 bool
 polypipe_eof(const polypipe *p)
 {
+	struct pipe *pp;
 	bool ended;
 
 	if (p == NULL)
 		return false;
-	pthread_mutex_lock(&p->pipe->lock);
-	ended = pipe_ended(p->pipe);
-	pthread_mutex_unlock(&p->pipe->lock);
+	pp = pipe_of(p);
+	pthread_mutex_lock(&pp->lock);
+	ended = pipe_ended(pp);
+	pthread_mutex_unlock(&pp->lock);
 	return ended;
 }
 
@@ -540,7 +538,7 @@ polypipe_eof(const polypipe *p)
 static int
 pipe_fd(polypipe *p)
 {
-	struct pipe *pp = p->pipe;
+	struct pipe *pp = pipe_of(p);
 	struct readiness now;
 	int fd;
 
@@ -585,7 +583,7 @@ polypipe_write_fd(polypipe *wr)
 static int
 pipe_set_notify(polypipe *p, polypipe_notify_fn *fn, void *arg)
 {
-	struct pipe *pp = p->pipe;
+	struct pipe *pp = pipe_of(p);
 
 	pthread_mutex_lock(&pp->lock);
 	psync_notify_set(&p->notify, fn, arg, &pp->lock,
@@ -609,28 +607,31 @@ polypipe_set_write_notify(polypipe *wr, polypipe_notify_fn *fn, void *arg)
 int
 polypipe_set_destructor(polypipe *p, polypipe_dtor_fn *fn, void *arg)
 {
+	struct pipe *pp;
+
 	if (p == NULL) {
 		errno = EINVAL;
 		return -1;
 	}
-	pthread_mutex_lock(&p->pipe->lock);
-	p->pipe->dtor = fn;
-	p->pipe->dtor_arg = arg;
-	pthread_mutex_unlock(&p->pipe->lock);
+	pp = pipe_of(p);
+	pthread_mutex_lock(&pp->lock);
+	pp->dtor = fn;
+	pp->dtor_arg = arg;
+	pthread_mutex_unlock(&pp->lock);
 	return 0;
 }
 
 void
 pipe_discard(polypipe *wr)
 {
-	struct pipe *pp = wr->pipe;
+	struct pipe *pp = pipe_of(wr);
 	struct readiness before;
 	struct orphans o;
 
 	pthread_mutex_lock(&pp->lock);
 	before = pipe_readiness(pp);
 	o = pipe_take_all(pp);
-	pipe_wake(&pp->writers, pp->wr_waiting, o.len);
+	psync_event_wake(&pp->writers, true);
 	pipe_unlock_fire(pp, pipe_changed(pp, before), 0);
 	orphans_destroy(&o);
 }
@@ -645,7 +646,7 @@ polypipe_close(polypipe *p)
 
 	if (p == NULL)
 		return;
-	pp = p->pipe;
+	pp = pipe_of(p);
 	pthread_mutex_lock(&pp->lock);
 	/* Our own callback first, so the close never calls it. */
 	psync_notify_set(&p->notify, NULL, NULL, &pp->lock,

@@ -33,13 +33,13 @@ enum client_state {
 };
 
 struct polyclient {
-	pthread_cond_t decided;       /* endpoint may not wait; notifier idle */
+	struct psync_event decided;   /* endpoint may not wait; notifier idle */
 	polyendpoint mine;            /* the client's side; immutable */
 	polyendpoint theirs;          /* the server's side; immutable */
 	struct attempt attempt;       /* links: the server's backlog */
 	polyserver *srv;              /* while PENDING */
 	enum client_state state;
-	unsigned waiting;             /* threads waiting in endpoint */
+	unsigned decided_gen;         /* notify.gen when decided */
 	unsigned refs;                /* 1 + deciders in flight */
 	struct psync_efd efd;
 	struct psync_notifier notify;
@@ -56,12 +56,9 @@ polyclient_create(size_t capacity)
 		errno = EINVAL;
 		return NULL;
 	}
-	cl = calloc(1, sizeof *cl);
+	cl = psync_calloc(1, sizeof *cl);
 	if (cl == NULL)
 		return NULL;
-	err = psync_cond_init(&cl->decided);
-	if (err != 0)
-		goto fail_cond;
 	if (polypipe_create(capacity, &c2s_rd, &c2s_wr) < 0)
 		goto fail_c2s;
 	if (polypipe_create(capacity, &s2c_rd, &s2c_wr) < 0)
@@ -77,14 +74,9 @@ fail_s2c:
 	err = errno;
 	polypipe_close(c2s_rd);
 	polypipe_close(c2s_wr);
-	goto fail_pipes;
-fail_c2s:
-	err = errno;
-fail_pipes:
-	pthread_cond_destroy(&cl->decided);
-fail_cond:
-	free(cl);
 	errno = err;
+fail_c2s:
+	free(cl);
 	return NULL;
 }
 
@@ -94,14 +86,18 @@ client_decided(const polyclient *cl)
 	return cl->state == CLIENT_ACCEPTED || cl->state == CLIENT_REFUSED;
 }
 
-/* Shows the decision: wait, descriptor (lock held). */
+/*
+ * Shows the decision: wait, descriptor (lock held).  The notifier set now
+ * is the decider's to call; one set later is called by its setter, which
+ * then finds the attempt decided, so each is called exactly once.
+ */
 static void
 client_publish(polyclient *cl, enum client_state state)
 {
 	cl->state = state;
+	cl->decided_gen = cl->notify.gen;
 	psync_efd_update(&cl->efd, true);
-	if (cl->waiting > 0)
-		pthread_cond_broadcast(&cl->decided);
+	psync_event_wake(&cl->decided, true);
 }
 
 void
@@ -121,13 +117,6 @@ client_refuse(polyclient *cl)
 	cl->refs++;
 }
 
-static void
-client_free(polyclient *cl)
-{
-	pthread_cond_destroy(&cl->decided);
-	free(cl);
-}
-
 /* Drops a reference (lock held, and released here). */
 static void
 client_unlock_unref(polyclient *cl)
@@ -136,7 +125,7 @@ client_unlock_unref(polyclient *cl)
 
 	pthread_mutex_unlock(&psock_lock);
 	if (last)
-		client_free(cl);
+		free(cl);
 }
 
 void
@@ -155,7 +144,8 @@ client_finish(polyclient *cl)
 		pthread_mutex_lock(&psock_lock);
 		client_publish(cl, CLIENT_REFUSED);
 	}
-	psync_notify_fire(&cl->notify, &psock_lock, &cl->decided);
+	if (cl->notify.gen == cl->decided_gen)
+		psync_notify_fire(&cl->notify, &psock_lock, &cl->decided);
 	client_unlock_unref(cl);
 }
 
@@ -247,10 +237,8 @@ polyclient_endpoint(polyclient *cl, polyendpoint *ep, int timeout_ms)
 		else if (timed_out)
 			err = ETIMEDOUT;
 		else {
-			cl->waiting++;
-			timed_out = psync_wait(&cl->decided, &psock_lock,
-			                       &timer) != 0;
-			cl->waiting--;
+			timed_out = psync_event_wait(&cl->decided, &psock_lock,
+			                             &timer) != 0;
 			continue;
 		}
 		break;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/sync.h"
 #include "polysocket/registry.h"
 
 #define NAME_MAX_LEN 255
@@ -44,7 +45,7 @@ registry_add(polyserver *srv, const char *name)
 
 	if (registry_find(name) != NULL)
 		return EADDRINUSE;
-	b = malloc(sizeof *b + size);
+	b = psync_malloc(sizeof *b + size);
 	if (b == NULL)
 		return ENOMEM;
 	memcpy(b->name, name, size);

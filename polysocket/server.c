@@ -21,12 +21,11 @@
 #include "polysocket/server.h"
 
 struct polyserver {
-	pthread_cond_t accepters;     /* accept may not wait; notifier idle */
+	struct psync_event accepters; /* accept may not wait; notifier idle */
 	struct attempt *head;         /* the backlog, oldest first */
 	struct attempt *tail;
 	size_t pending;               /* attempts in the backlog */
 	size_t backlog;               /* most attempts allowed */
-	unsigned waiting;             /* threads waiting in accept */
 	bool refusing;                /* until the next accept call */
 	bool shut;
 	bool named;
@@ -38,17 +37,10 @@ struct polyserver {
 polyserver *
 polyserver_create(void)
 {
-	polyserver *srv = calloc(1, sizeof *srv);
-	int err;
+	polyserver *srv = psync_calloc(1, sizeof *srv);
 
 	if (srv == NULL)
 		return NULL;
-	err = psync_cond_init(&srv->accepters);
-	if (err != 0) {
-		free(srv);
-		errno = err;
-		return NULL;
-	}
 	srv->backlog = SIZE_MAX;
 	srv->refs = 1;
 	srv->efd = (struct psync_efd)PSYNC_EFD_NONE;
@@ -68,10 +60,8 @@ server_unlock_unref(polyserver *srv)
 	bool last = --srv->refs == 0;
 
 	pthread_mutex_unlock(&psock_lock);
-	if (last) {
-		pthread_cond_destroy(&srv->accepters);
+	if (last)
 		free(srv);
-	}
 }
 
 int
@@ -94,8 +84,7 @@ server_enqueue(polyserver *srv, struct attempt *a, bool *fire)
 		srv->refs++;
 		*fire = true;
 	}
-	if (srv->waiting > 0)
-		pthread_cond_signal(&srv->accepters);
+	psync_event_wake(&srv->accepters, false);
 	return 0;
 }
 
@@ -197,10 +186,8 @@ polyserver_accept_many(polyserver *srv, polyendpoint *eps, size_t max,
 		else if (timed_out)
 			err = ETIMEDOUT;
 		else {
-			srv->waiting++;
-			timed_out = psync_wait(&srv->accepters, &psock_lock,
-			                       &timer) != 0;
-			srv->waiting--;
+			timed_out = psync_event_wait(&srv->accepters,
+			                             &psock_lock, &timer) != 0;
 			continue;
 		}
 		pthread_mutex_unlock(&psock_lock);
@@ -353,8 +340,7 @@ polyserver_shutdown(polyserver *srv)
 		registry_remove(srv);
 		srv->named = false;
 	}
-	if (srv->waiting > 0)
-		pthread_cond_broadcast(&srv->accepters);
+	psync_event_wake(&srv->accepters, true);
 	srv->refs++;
 	pthread_mutex_unlock(&psock_lock);
 	server_finish_all(list);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -2497,6 +2498,85 @@ new_tcase(Suite *s, const char *name)
 	return tc;
 }
 
+/*
+ * A notifier set after accept decided an attempt, but before accept got
+ * round to calling the notifiers, is called once: by its setter, which
+ * finds the attempt decided, and not again by accept.  The first client's
+ * notifier holds accept_many between the decision and the second call.
+ */
+struct held_note {
+	sem_t entered;
+	sem_t release;
+};
+
+static void
+held_note_fn(void *arg)
+{
+	struct held_note *h = arg;
+
+	sem_post(&h->entered);
+	sem_wait(&h->release);
+}
+
+static void
+count_note_fn(void *arg)
+{
+	atomic_fetch_add((atomic_int *)arg, 1);
+}
+
+struct accept_two {
+	polyserver *srv;
+	polyendpoint eps[2];
+	ssize_t n;
+};
+
+static void *
+accept_two_main(void *arg)
+{
+	struct accept_two *a = arg;
+
+	a->n = polyserver_accept_many(a->srv, a->eps, 2, -1);
+	return NULL;
+}
+
+START_TEST(test_polyclient_connect_notify_set_during_accept)
+{
+	struct accept_two a = { .srv = polyserver_create() };
+	polyclient *x = polyclient_create(1), *y = polyclient_create(1);
+	struct held_note h;
+	atomic_int calls = 0;
+	polyendpoint ep;
+	pthread_t t;
+	int n;
+
+	sem_init(&h.entered, 0, 0);
+	sem_init(&h.release, 0, 0);
+	ck_assert_int_eq(polyclient_set_connect_notify(x, held_note_fn, &h),
+	                 0);
+	ck_assert_int_eq(polyclient_connect(x, a.srv), 0);
+	ck_assert_int_eq(polyclient_connect(y, a.srv), 0);
+	ck_assert_int_eq(pthread_create(&t, NULL, accept_two_main, &a), 0);
+	sem_wait(&h.entered); /* both decided; y's notifier not called yet */
+	ck_assert_int_eq(polyclient_endpoint(y, &ep, 0), 0);
+	ck_assert_int_eq(
+	    polyclient_set_connect_notify(y, count_note_fn, &calls), 0);
+	n = atomic_load(&calls);
+	ck_assert_int_eq(n, 1); /* by the setter */
+	sem_post(&h.release);
+	pthread_join(t, NULL);
+	ck_assert_int_eq(a.n, 2);
+	n = atomic_load(&calls);
+	ck_assert_int_eq(n, 1); /* and not again by accept */
+	polyendpoint_close(&a.eps[0]);
+	polyendpoint_close(&a.eps[1]);
+	polyclient_close(x);
+	polyclient_close(y);
+	polyserver_close(a.srv);
+	sem_destroy(&h.entered);
+	sem_destroy(&h.release);
+}
+END_TEST
+
 Suite *
 polysocket_suite(void)
 {
@@ -2596,6 +2676,7 @@ polysocket_suite(void)
 	tcase_add_test(tc, test_polyclient_connect_notify_endpoint_inside);
 	tcase_add_test(tc, test_polyclient_connect_notify_refused_inside);
 	tcase_add_test(tc, test_polyclient_connect_notify_removed);
+	tcase_add_test(tc, test_polyclient_connect_notify_set_during_accept);
 
 	tc = new_tcase(s, "close");
 	tcase_add_test(tc, test_polyclient_close_withdraws);

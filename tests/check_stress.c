@@ -1,0 +1,2427 @@
+/*
+ * check_stress.c - stress tests: many threads racing on pipes, servers and
+ * clients, checked against SPEC.md by accounting for every message and
+ * every connection attempt.
+ *
+ * Every test is bounded by a count and by a time budget of
+ * CLOCK_MONOTONIC: it runs rounds (or moves messages) until the count is
+ * reached or the budget is spent, but always at least a minimum, and then
+ * checks the accounting for what ran.  Slow builds (sanitizers, valgrind)
+ * do less work in about the same time; no outcome depends on timing.
+ *
+ * Nothing sleeps to synchronise: threads wait in the library's blocking
+ * calls, on barriers and semaphores, or in poll(2) with timeouts that
+ * only a broken library reaches (LONG_MS).  Threads other than the
+ * test's own never call Check's assertions: they record failures
+ * (fail_note) and the test asserts once it has joined them, so that
+ * CK_FORK=no works.
+ *
+ * Each test draws a random seed (STRESS_SEED in the environment fixes
+ * it), printed with any failure.  STRESS_VERBOSE=1 prints what each test
+ * counted.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <semaphore.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include <polysocket/polysocket.h>
+
+#include "testutil.h"
+
+Suite *stress_suite(void);
+
+/* A wait that must end because of another thread's action: reaching it
+ * means the library lost a wake-up. */
+#define LONG_MS 10000
+
+/* The tag of the test's own thread, for self_tag. */
+#define MAIN_TAG 1000
+
+/* --- failures, randomness, budgets ------------------------------------- */
+
+/* The failures worker threads saw: how many, and the first one. */
+static struct {
+	pthread_mutex_t lock;
+	int count;
+	char first[256];
+} fails = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* This test's seed, and whether to print what it counted. */
+static uint64_t seed;
+static bool verbose;
+
+/* Which thread this is, as the tests number them. */
+static _Thread_local int self_tag;
+
+static void fail_note(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+/* Records a failure; any thread may call it. */
+static void
+fail_note(const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&fails.lock);
+	if (fails.count++ == 0) {
+		va_start(ap, fmt);
+		vsnprintf(fails.first, sizeof fails.first, fmt, ap);
+		va_end(ap);
+	}
+	pthread_mutex_unlock(&fails.lock);
+}
+
+/* Asserts that no thread recorded a failure (the test's thread only). */
+static void
+assert_no_failures(void)
+{
+	int n;
+
+	pthread_mutex_lock(&fails.lock);
+	n = fails.count;
+	pthread_mutex_unlock(&fails.lock);
+	ck_assert_msg(n == 0, "%d failure(s), seed %llu; the first: %s", n,
+	              (unsigned long long)seed, fails.first);
+}
+
+/* Starts a test: no failures yet, a fresh seed. */
+static void
+stress_begin(void)
+{
+	const char *env = getenv("STRESS_SEED");
+	struct timespec ts;
+
+	pthread_mutex_lock(&fails.lock);
+	fails.count = 0;
+	fails.first[0] = '\0';
+	pthread_mutex_unlock(&fails.lock);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	seed = env != NULL ? strtoull(env, NULL, 0)
+	                   : (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 32 ^
+	                             (uint64_t)getpid() << 20;
+	env = getenv("STRESS_VERBOSE");
+	verbose = env != NULL && *env != '\0' && *env != '0';
+	self_tag = MAIN_TAG;
+}
+
+static void report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Prints what a test counted, if asked to. */
+static void
+report(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!verbose)
+		return;
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* splitmix64: a small generator each thread keeps its own state of. */
+static uint64_t
+rng_next(uint64_t *s)
+{
+	uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
+
+	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+	return z ^ (z >> 31);
+}
+
+/* A number in [0, n), n > 0. */
+static unsigned
+rng_below(uint64_t *s, unsigned n)
+{
+	return (unsigned)(rng_next(s) % n);
+}
+
+static bool
+rng_coin(uint64_t *s)
+{
+	return rng_below(s, 2) == 0;
+}
+
+/* The state for stream b of round a of this test. */
+static uint64_t
+rng_seed(uint64_t a, uint64_t b)
+{
+	uint64_t s = seed ^ (a * UINT64_C(0x100000001b3) + b);
+
+	(void)rng_next(&s);
+	return s;
+}
+
+/* Lets up to max short delays pass, so that threads meet at different
+ * points of each other's calls from round to round. */
+static void
+jitter(uint64_t *s, unsigned max)
+{
+	unsigned n = rng_below(s, max + 1);
+
+	for (unsigned i = 0; i < n; i++) {
+		if (rng_below(s, 4) == 0) {
+			sched_yield();
+		} else {
+			for (volatile int j = 0; j < 64; j++)
+				;
+		}
+	}
+}
+
+/* Runs until max is reached or the time is up, but at least min. */
+struct budget {
+	int64_t deadline;
+	long min;
+	long max;
+	long done;
+};
+
+static void
+budget_start(struct budget *b, long min, long max, int ms)
+{
+	b->deadline = now_ms() + ms;
+	b->min = min;
+	b->max = max;
+	b->done = 0;
+}
+
+static bool
+budget_more(const struct budget *b)
+{
+	return b->done < b->min ||
+	       (b->done < b->max && now_ms() < b->deadline);
+}
+
+/*
+ * A timeout for a call that may have to wait: mostly one that only a lost
+ * wake-up reaches, or none at all (-1), sometimes 0 or a few
+ * milliseconds, so that failing and timed calls race with the rest too.
+ */
+static int
+pick_timeout(uint64_t *s)
+{
+	switch (rng_below(s, 8)) {
+	case 0:
+		return 0;
+	case 1:
+		return 1 + (int)rng_below(s, 3);
+	case 2:
+		return -1;
+	default:
+		return LONG_MS;
+	}
+}
+
+/* Whether a call made with timeout t that failed with err only has to be
+ * made again (it asked not to wait, or to wait briefly). */
+static bool
+retry_after(int t, int err)
+{
+	if (t == 0 && err == EAGAIN) {
+		sched_yield();
+		return true;
+	}
+	return t > 0 && t < LONG_MS && err == ETIMEDOUT;
+}
+
+/* Waits up to ms for fd to poll readable: 1 if it does, else 0. */
+static int
+wait_readable(int fd, int ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	int n;
+
+	do
+		n = poll(&pfd, 1, ms);
+	while (n < 0 && errno == EINTR);
+	return n == 1 && (pfd.revents & POLLIN) != 0;
+}
+
+static void
+spawn(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	ck_assert_int_eq(pthread_create(t, NULL, fn, arg), 0);
+}
+
+static void
+join(pthread_t t)
+{
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+}
+
+/* --- MPMC: producers and consumers through one small pipe ------------- */
+
+enum {
+	MPMC_PRODUCERS = 4,
+	MPMC_CONSUMERS = 4,
+	MPMC_CAPACITY = 8,
+	MPMC_MAX = 40000, /* messages per producer */
+	MPMC_MIN = 500,
+	MPMC_MS = 1200,
+	MPMC_BATCH = 16,
+};
+
+/* A message: the producer in the low 2 bits, its sequence number above
+ * (producer 0's first message is NULL, a valid message). */
+#define MPMC_MSG(p, seq) MSG((uintptr_t)(seq) << 2 | (uintptr_t)(p))
+
+struct mpmc {
+	polypipe *rd;
+	polypipe *wr;
+	bool batch;
+	int64_t deadline;
+	atomic_uchar *seen; /* [producer * MPMC_MAX + seq] */
+	long produced[MPMC_PRODUCERS];
+	long consumed[MPMC_CONSUMERS];
+	long calls[MPMC_PRODUCERS + MPMC_CONSUMERS];
+	pthread_barrier_t start;
+};
+
+struct mpmc_arg {
+	struct mpmc *m;
+	int idx;
+	uint64_t rng;
+	pthread_t thread;
+};
+
+static void *
+mpmc_producer(void *arg)
+{
+	struct mpmc_arg *a = arg;
+	struct mpmc *m = a->m;
+	void *msgs[MPMC_BATCH];
+	long seq = 0, loops = 0;
+
+	self_tag = a->idx;
+	pthread_barrier_wait(&m->start);
+	while (seq < MPMC_MAX) {
+		size_t n = 1, off = 0;
+
+		if (seq >= MPMC_MIN && ++loops % 16 == 0 &&
+		    now_ms() >= m->deadline)
+			break;
+		if (m->batch)
+			n = 1 + rng_below(&a->rng, MPMC_BATCH);
+		if (n > (size_t)(MPMC_MAX - seq))
+			n = (size_t)(MPMC_MAX - seq);
+		for (size_t i = 0; i < n; i++)
+			msgs[i] = MPMC_MSG(a->idx, seq + (long)i);
+		while (off < n) {
+			int t = pick_timeout(&a->rng);
+			ssize_t w;
+
+			errno = 0;
+			if (m->batch)
+				w = polypipe_write_many(m->wr, msgs + off,
+				                        n - off, t);
+			else
+				w = polypipe_write(m->wr, msgs[off], t) == 0
+				            ? 1
+				            : -1;
+			m->calls[a->idx]++;
+			if (w > 0 && (size_t)w <= n - off &&
+			    w <= MPMC_CAPACITY) {
+				off += (size_t)w;
+				continue;
+			}
+			if (w < 0 && retry_after(t, errno))
+				continue;
+			fail_note("producer %d: write of %zu (timeout %d) "
+			          "returned %zd: %s",
+			          a->idx, n - off, t, w, strerror(errno));
+			m->produced[a->idx] = seq + (long)off;
+			return NULL;
+		}
+		seq += (long)n;
+	}
+	m->produced[a->idx] = seq;
+	return NULL;
+}
+
+static void *
+mpmc_consumer(void *arg)
+{
+	struct mpmc_arg *a = arg;
+	struct mpmc *m = a->m;
+	long last[MPMC_PRODUCERS];
+	void *msgs[MPMC_BATCH];
+	long got = 0;
+
+	self_tag = MPMC_PRODUCERS + a->idx;
+	for (int p = 0; p < MPMC_PRODUCERS; p++)
+		last[p] = -1;
+	pthread_barrier_wait(&m->start);
+	for (;;) {
+		size_t max = m->batch ? 1 + rng_below(&a->rng, MPMC_BATCH) : 1;
+		int t = pick_timeout(&a->rng);
+		ssize_t n;
+
+		errno = 0;
+		if (m->batch)
+			n = polypipe_read_many(m->rd, msgs, max, t);
+		else
+			n = polypipe_read(m->rd, msgs, t);
+		m->calls[MPMC_PRODUCERS + a->idx]++;
+		if (n == 0)
+			break;
+		if (n < 0 && retry_after(t, errno))
+			continue;
+		if (n < 0 || (size_t)n > max) {
+			fail_note("consumer %d: read of %zu (timeout %d) "
+			          "returned %zd: %s",
+			          a->idx, max, t, n, strerror(errno));
+			break;
+		}
+		for (ssize_t i = 0; i < n; i++) {
+			uintptr_t v = MSGVAL(msgs[i]);
+			unsigned p = (unsigned)(v & 3);
+			uintptr_t s = v >> 2;
+
+			if (s >= MPMC_MAX) {
+				fail_note("consumer %d: read a message never "
+				          "written: %#lx",
+				          a->idx, (unsigned long)v);
+				continue;
+			}
+			if ((long)s <= last[p])
+				fail_note("consumer %d: producer %u's message "
+				          "%lu after %ld",
+				          a->idx, p, (unsigned long)s,
+				          last[p]);
+			last[p] = (long)s;
+			if (atomic_exchange(&m->seen[p * MPMC_MAX + s], 1))
+				fail_note("consumer %d: producer %u's message "
+				          "%lu read twice",
+				          a->idx, p, (unsigned long)s);
+		}
+		got += n;
+	}
+	m->consumed[a->idx] = got;
+	return NULL;
+}
+
+static void
+mpmc_run(bool batch)
+{
+	struct mpmc *m = calloc(1, sizeof *m);
+	struct mpmc_arg prod[MPMC_PRODUCERS], cons[MPMC_CONSUMERS];
+	long produced = 0, consumed = 0, missing = 0, extra = 0, calls = 0;
+	int64_t t0 = now_ms();
+	void *msg;
+
+	stress_begin();
+	ck_assert_ptr_nonnull(m);
+	m->seen = calloc((size_t)MPMC_PRODUCERS * MPMC_MAX, 1);
+	ck_assert_ptr_nonnull(m->seen);
+	m->batch = batch;
+	ck_assert_int_eq(polypipe_create(MPMC_CAPACITY, &m->rd, &m->wr), 0);
+	ck_assert_int_eq(pthread_barrier_init(&m->start, NULL,
+	                                      MPMC_PRODUCERS +
+	                                              MPMC_CONSUMERS + 1),
+	                 0);
+	m->deadline = now_ms() + MPMC_MS;
+	for (int i = 0; i < MPMC_CONSUMERS; i++) {
+		cons[i] = (struct mpmc_arg){ .m = m, .idx = i,
+			                     .rng = rng_seed(0, 100 + i) };
+		spawn(&cons[i].thread, mpmc_consumer, &cons[i]);
+	}
+	for (int i = 0; i < MPMC_PRODUCERS; i++) {
+		prod[i] = (struct mpmc_arg){ .m = m, .idx = i,
+			                     .rng = rng_seed(0, i) };
+		spawn(&prod[i].thread, mpmc_producer, &prod[i]);
+	}
+	pthread_barrier_wait(&m->start);
+	for (int i = 0; i < MPMC_PRODUCERS; i++)
+		join(prod[i].thread);
+	ck_assert_int_eq(polypipe_write_eof(m->wr), 0);
+	for (int i = 0; i < MPMC_CONSUMERS; i++)
+		join(cons[i].thread);
+	assert_no_failures();
+
+	for (int p = 0; p < MPMC_PRODUCERS; p++) {
+		ck_assert_int_ge(m->produced[p], MPMC_MIN);
+		produced += m->produced[p];
+		for (long s = 0; s < MPMC_MAX; s++) {
+			bool seen = atomic_load(&m->seen[p * MPMC_MAX + s]);
+
+			if (s < m->produced[p] && !seen)
+				missing++;
+			else if (s >= m->produced[p] && seen)
+				extra++;
+		}
+	}
+	for (int c = 0; c < MPMC_CONSUMERS; c++)
+		consumed += m->consumed[c];
+	for (int i = 0; i < MPMC_PRODUCERS + MPMC_CONSUMERS; i++)
+		calls += m->calls[i];
+	ck_assert_msg(missing == 0 && extra == 0,
+	              "%ld messages lost, %ld read but never written "
+	              "(seed %llu)",
+	              missing, extra, (unsigned long long)seed);
+	ck_assert_int_eq(consumed, produced);
+	ck_assert_uint_eq(polypipe_length(m->rd), 0);
+	ck_assert(polypipe_eof(m->rd));
+	ck_assert_int_eq(polypipe_read(m->rd, &msg, 0), 0);
+	report("%s: %ld messages by %d producers to %d consumers, %ld "
+	       "calls, %lld ms",
+	       batch ? "mpmc_batch" : "mpmc", produced, MPMC_PRODUCERS,
+	       MPMC_CONSUMERS, calls, (long long)(now_ms() - t0));
+	polypipe_close(m->rd);
+	polypipe_close(m->wr);
+	pthread_barrier_destroy(&m->start);
+	free(m->seen);
+	free(m);
+}
+
+START_TEST(test_stress_mpmc_single)
+{
+	mpmc_run(false);
+}
+END_TEST
+
+START_TEST(test_stress_mpmc_batch)
+{
+	mpmc_run(true);
+}
+END_TEST
+
+/* --- teardown races ---------------------------------------------------- */
+
+/*
+ * Readers, writers and pollers of both descriptors work on one pipe while
+ * it is torn down in one of five ways:
+ * - TD_CLOSE_WRITE: the last writer done closes the write end; readers
+ *   read everything, then 0;
+ * - TD_CLOSE_READ: readers read a quota each; the last one done closes the
+ *   read end; writers fail with EPIPE, the rest is destroyed;
+ * - TD_CLOSE_BOTH: both at once, from the last writer and the last reader;
+ * - TD_EOF: a killer thread sends EOF: writers fail with EPIPE, readers
+ *   drain the pipe, then read 0;
+ * - TD_ERROR: a killer sets an error on either end: writers fail with it,
+ *   readers drain the pipe, then fail with it.
+ * Pollers wait in poll(2) on polypipe_read_fd or polypipe_write_fd and
+ * only then call with timeout 0.  Every message id is flagged as accepted
+ * (the write returned it), read and destroyed: an accepted one must end
+ * read or destroyed, exactly once, and per writer in order.
+ */
+enum td_kind {
+	TD_CLOSE_WRITE,
+	TD_CLOSE_READ,
+	TD_CLOSE_BOTH,
+	TD_EOF,
+	TD_ERROR,
+};
+enum td_role { TD_READER, TD_READ_POLLER, TD_WRITER, TD_WRITE_POLLER,
+	       TD_KILLER };
+enum td_end {
+	TD_RUNNING,
+	TD_QUOTA,  /* read its quota */
+	TD_SUPPLY, /* wrote every id there was */
+	TD_ENDED,  /* read returned 0 */
+	TD_FAILED, /* a call failed with err */
+	TD_BROKEN, /* something unexpected, already recorded */
+	TD_DONE,   /* the killer acted */
+};
+
+enum {
+	TD_MAX_MSGS = 256,
+	TD_MAX_THREADS = 7,
+	TD_MAX_WRITERS = 4,
+	TD_ROUNDS = 200,
+	TD_MIN_ROUNDS = 10,
+	TD_MS = 800,
+	TD_BATCH = 8,
+};
+
+enum { F_ACCEPTED = 1, F_READ = 2, F_DESTROYED = 4 };
+
+struct td_round;
+
+struct td_thread {
+	struct td_round *r;
+	enum td_role role;
+	int widx;   /* writers: the index in owner[] */
+	long quota; /* readers: how many to read (LONG_MAX: all) */
+	enum td_end end;
+	int err;
+	long moved;
+	uint64_t rng;
+	pthread_t thread;
+};
+
+struct td_round {
+	enum td_kind kind;
+	int round;
+	polypipe *rd;
+	polypipe *wr;
+	bool rd_open, wr_open; /* for the test's thread, after the join */
+	int err;               /* TD_ERROR: the error the killer sets */
+	long supply;           /* message ids are 0 .. supply - 1 */
+	long killer_after;     /* the killer waits for this many accepted */
+	atomic_long next_id;
+	atomic_long accepted;
+	atomic_long nread;
+	atomic_long ndestroyed;
+	atomic_int readers_left;
+	atomic_int writers_left;
+	atomic_int closer;     /* self_tag of whoever closes the read end */
+	atomic_bool rd_closed; /* that close has returned */
+	atomic_uchar flags[TD_MAX_MSGS];
+	unsigned char owner[TD_MAX_MSGS]; /* the writer of each id */
+	int nthreads;
+	struct td_thread th[TD_MAX_THREADS];
+	pthread_barrier_t start;
+};
+
+/* Totals over the rounds of one test. */
+struct td_totals {
+	long accepted, read, destroyed, threads;
+};
+
+static void
+td_dtor(void *msg, void *arg)
+{
+	struct td_round *r = arg;
+	uintptr_t id = MSGVAL(msg);
+	unsigned prev;
+
+	if (atomic_load(&r->rd_closed))
+		fail_note("round %d: destructor called after the read end's "
+		          "close returned", r->round);
+	if (self_tag != atomic_load(&r->closer))
+		fail_note("round %d: destructor called from thread %d, not "
+		          "from the one closing the read end (%d)",
+		          r->round, self_tag, atomic_load(&r->closer));
+	if (id >= (uintptr_t)r->supply) {
+		fail_note("round %d: destroyed a message never written: %lu",
+		          r->round, (unsigned long)id);
+		return;
+	}
+	prev = atomic_fetch_or(&r->flags[id], F_DESTROYED);
+	if (prev & (F_READ | F_DESTROYED))
+		fail_note("round %d: message %lu destroyed after it was %s",
+		          r->round, (unsigned long)id,
+		          prev & F_READ ? "read" : "destroyed");
+	atomic_fetch_add(&r->ndestroyed, 1);
+}
+
+static void
+td_close_read(struct td_round *r)
+{
+	atomic_store(&r->closer, self_tag);
+	polypipe_close(r->rd);
+	atomic_store(&r->rd_closed, true);
+}
+
+/* Takes n messages a reader got. */
+static void
+td_take(struct td_round *r, long *last, void **msgs, ssize_t n)
+{
+	for (ssize_t i = 0; i < n; i++) {
+		uintptr_t id = MSGVAL(msgs[i]);
+		unsigned prev, w;
+
+		if (id >= (uintptr_t)r->supply) {
+			fail_note("round %d: read a message never "
+			          "written: %lu",
+			          r->round, (unsigned long)id);
+			continue;
+		}
+		w = r->owner[id];
+		if ((long)id <= last[w])
+			fail_note("round %d: writer %u's message %lu read "
+			          "after %ld",
+			          r->round, w, (unsigned long)id, last[w]);
+		last[w] = (long)id;
+		prev = atomic_fetch_or(&r->flags[id], F_READ);
+		if (prev & (F_READ | F_DESTROYED))
+			fail_note("round %d: message %lu read after it was %s",
+			          r->round, (unsigned long)id,
+			          prev & F_READ ? "read" : "destroyed");
+		atomic_fetch_add(&r->nread, 1);
+	}
+}
+
+static void *
+td_reader(void *arg)
+{
+	struct td_thread *t = arg;
+	struct td_round *r = t->r;
+	bool poller = t->role == TD_READ_POLLER;
+	long last[TD_MAX_WRITERS];
+	void *msgs[TD_BATCH];
+	int fd = -1;
+
+	self_tag = (int)(t - r->th);
+	for (int w = 0; w < TD_MAX_WRITERS; w++)
+		last[w] = -1;
+	if (poller && (fd = polypipe_read_fd(r->rd)) < 0) {
+		fail_note("round %d: polypipe_read_fd: %s", r->round,
+		          strerror(errno));
+		t->end = TD_BROKEN;
+	}
+	pthread_barrier_wait(&r->start);
+	while (t->end == TD_RUNNING && t->moved < t->quota) {
+		int to = poller ? 0 : pick_timeout(&t->rng);
+		size_t max = 1;
+		ssize_t n;
+
+		if (rng_coin(&t->rng)) {
+			max = 1 + rng_below(&t->rng, TD_BATCH);
+			if ((long)max > t->quota - t->moved)
+				max = (size_t)(t->quota - t->moved);
+		}
+		if (poller && !wait_readable(fd, LONG_MS)) {
+			fail_note("round %d: the read descriptor did not "
+			          "become readable",
+			          r->round);
+			t->end = TD_BROKEN;
+			break;
+		}
+		errno = 0;
+		if (max == 1 && rng_coin(&t->rng))
+			n = polypipe_read(r->rd, msgs, to);
+		else
+			n = polypipe_read_many(r->rd, msgs, max, to);
+		if (n > 0 && (size_t)n <= max) {
+			td_take(r, last, msgs, n);
+			t->moved += n;
+		} else if (n > 0) {
+			fail_note("round %d: read_many of %zu returned %zd",
+			          r->round, max, n);
+			t->end = TD_BROKEN;
+		} else if (n == 0) {
+			t->end = TD_ENDED;
+		} else if (poller ? errno != EAGAIN
+		                  : !retry_after(to, errno)) {
+			t->end = TD_FAILED;
+			t->err = errno;
+		}
+	}
+	if (t->end == TD_RUNNING)
+		t->end = TD_QUOTA;
+	if ((r->kind == TD_CLOSE_READ || r->kind == TD_CLOSE_BOTH) &&
+	    atomic_fetch_sub(&r->readers_left, 1) == 1) {
+		jitter(&t->rng, 8);
+		td_close_read(r);
+	}
+	return NULL;
+}
+
+static void *
+td_writer(void *arg)
+{
+	struct td_thread *t = arg;
+	struct td_round *r = t->r;
+	bool poller = t->role == TD_WRITE_POLLER;
+	void *msgs[TD_BATCH];
+	int fd = -1;
+
+	self_tag = (int)(t - r->th);
+	if (poller && (fd = polypipe_write_fd(r->wr)) < 0) {
+		fail_note("round %d: polypipe_write_fd: %s", r->round,
+		          strerror(errno));
+		t->end = TD_BROKEN;
+	}
+	pthread_barrier_wait(&r->start);
+	while (t->end == TD_RUNNING) {
+		long b = rng_coin(&t->rng) ? 1 : 1 + rng_below(&t->rng,
+		                                               TD_BATCH);
+		long first = atomic_fetch_add(&r->next_id, b), off = 0;
+
+		if (first >= r->supply) {
+			t->end = TD_SUPPLY;
+			break;
+		}
+		if (b > r->supply - first)
+			b = r->supply - first;
+		for (long i = 0; i < b; i++) {
+			r->owner[first + i] = (unsigned char)t->widx;
+			msgs[i] = MSG(first + i);
+		}
+		while (off < b && t->end == TD_RUNNING) {
+			int to = poller ? 0 : pick_timeout(&t->rng);
+			ssize_t n;
+
+			if (poller && !wait_readable(fd, LONG_MS)) {
+				fail_note("round %d: the write descriptor "
+				          "did not become readable",
+				          r->round);
+				t->end = TD_BROKEN;
+				break;
+			}
+			errno = 0;
+			if (b - off == 1 && rng_coin(&t->rng))
+				n = polypipe_write(r->wr, msgs[off], to) == 0
+				            ? 1
+				            : -1;
+			else
+				n = polypipe_write_many(r->wr, msgs + off,
+				                        (size_t)(b - off), to);
+			if (n > 0 && n <= b - off) {
+				for (ssize_t i = 0; i < n; i++)
+					atomic_fetch_or(
+					        &r->flags[first + off + i],
+					        F_ACCEPTED);
+				atomic_fetch_add(&r->accepted, n);
+				off += n;
+				t->moved += n;
+			} else if (n > 0) {
+				fail_note("round %d: write_many of %ld "
+				          "returned %zd",
+				          r->round, b - off, n);
+				t->end = TD_BROKEN;
+			} else if (poller ? errno != EAGAIN
+			                  : !retry_after(to, errno)) {
+				t->end = TD_FAILED;
+				t->err = errno;
+			}
+		}
+	}
+	if ((r->kind == TD_CLOSE_WRITE || r->kind == TD_CLOSE_BOTH) &&
+	    atomic_fetch_sub(&r->writers_left, 1) == 1) {
+		jitter(&t->rng, 8);
+		polypipe_close(r->wr);
+	}
+	return NULL;
+}
+
+/* Sends EOF or sets the error, once some messages went in. */
+static void *
+td_killer(void *arg)
+{
+	struct td_thread *t = arg;
+	struct td_round *r = t->r;
+	int64_t give_up;
+	int rc;
+
+	self_tag = (int)(t - r->th);
+	pthread_barrier_wait(&r->start);
+	/* Readers read everything and writers have ids for more than
+	 * killer_after, so only a stuck library makes this wait long. */
+	give_up = now_ms() + LONG_MS;
+	while (atomic_load(&r->accepted) < r->killer_after) {
+		if (now_ms() > give_up) {
+			fail_note("round %d: writers stuck at %ld messages",
+			          r->round, atomic_load(&r->accepted));
+			break;
+		}
+		sched_yield();
+	}
+	jitter(&t->rng, 16);
+	errno = 0;
+	if (r->kind == TD_EOF)
+		rc = polypipe_write_eof(r->wr);
+	else
+		rc = polypipe_set_error(rng_coin(&t->rng) ? r->rd : r->wr,
+		                        r->err);
+	if (rc != 0)
+		fail_note("round %d: %s: %s", r->round,
+		          r->kind == TD_EOF ? "write_eof" : "set_error",
+		          strerror(errno));
+	t->end = TD_DONE;
+	return NULL;
+}
+
+static const char *
+td_end_name(enum td_end end)
+{
+	static const char *const names[] = {
+		"running", "quota", "supply", "ended",
+		"failed",  "broken", "done",
+	};
+
+	return names[end];
+}
+
+/* Whether a thread ended as the kind of teardown says it must. */
+static bool
+td_end_ok(const struct td_round *r, const struct td_thread *t)
+{
+	bool reader = t->role == TD_READER || t->role == TD_READ_POLLER;
+	bool epipe = t->end == TD_FAILED && t->err == EPIPE;
+
+	if (t->role == TD_KILLER)
+		return t->end == TD_DONE;
+	switch (r->kind) {
+	case TD_CLOSE_WRITE:
+		return reader ? t->end == TD_ENDED : t->end == TD_SUPPLY;
+	case TD_CLOSE_READ:
+		return reader ? t->end == TD_QUOTA
+		              : t->end == TD_SUPPLY || epipe;
+	case TD_CLOSE_BOTH:
+		return reader ? t->end == TD_QUOTA || t->end == TD_ENDED
+		              : t->end == TD_SUPPLY || epipe;
+	case TD_EOF:
+		return reader ? t->end == TD_ENDED
+		              : t->end == TD_SUPPLY || epipe;
+	case TD_ERROR:
+		return (t->end == TD_FAILED && t->err == r->err) ||
+		       (!reader && t->end == TD_SUPPLY);
+	}
+	return false;
+}
+
+static void
+td_add(struct td_round *r, enum td_role role, long quota, uint64_t *rng)
+{
+	struct td_thread *t = &r->th[r->nthreads++];
+
+	t->r = r;
+	t->role = role;
+	t->quota = quota;
+	t->rng = rng_next(rng);
+	if (role == TD_WRITER || role == TD_WRITE_POLLER)
+		t->widx = atomic_fetch_add(&r->writers_left, 1);
+	if (role == TD_READER || role == TD_READ_POLLER)
+		atomic_fetch_add(&r->readers_left, 1);
+}
+
+static void
+td_round_run(struct td_round *r, enum td_kind kind, int round,
+             struct td_totals *tot)
+{
+	static const int errs[] = { EIO, ECONNRESET, ENOSPC, EPROTO };
+	uint64_t rng = rng_seed((uint64_t)kind, (uint64_t)round);
+	size_t cap = 1 + rng_below(&rng, 8);
+	int nr = 1 + (int)rng_below(&rng, 2), nrp = (int)rng_below(&rng, 2);
+	int nw = 1 + (int)rng_below(&rng, 2), nwp = (int)rng_below(&rng, 2);
+	long quotas = 0, accepted = 0, bad = 0;
+
+	memset(r, 0, sizeof *r);
+	r->kind = kind;
+	r->round = round;
+	atomic_store(&r->closer, -1);
+	ck_assert_int_eq(polypipe_create(cap, &r->rd, &r->wr), 0);
+	r->rd_open = r->wr_open = true;
+	ck_assert_int_eq(polypipe_set_destructor(rng_coin(&rng) ? r->rd
+	                                                        : r->wr,
+	                                         td_dtor, r),
+	                 0);
+	for (int i = 0; i < nr + nrp; i++) {
+		long q = LONG_MAX;
+
+		if (kind == TD_CLOSE_READ)
+			q = 1 + rng_below(&rng, 24);
+		else if (kind == TD_CLOSE_BOTH)
+			q = 1 + rng_below(&rng, 64);
+		quotas += q == LONG_MAX ? 0 : q;
+		td_add(r, i < nr ? TD_READER : TD_READ_POLLER, q, &rng);
+	}
+	for (int i = 0; i < nw + nwp; i++)
+		td_add(r, i < nw ? TD_WRITER : TD_WRITE_POLLER, 0, &rng);
+	switch (kind) {
+	case TD_CLOSE_READ:
+		/* Enough for every quota: writes fail only after the
+		 * read end is closed, once the readers are done. */
+		r->supply = quotas + rng_below(&rng, 32);
+		break;
+	case TD_EOF:
+	case TD_ERROR:
+		r->supply = 1 + rng_below(&rng, 128);
+		r->killer_after = rng_below(&rng, (unsigned)r->supply / 2 + 1);
+		r->err = errs[rng_below(&rng, 4)];
+		td_add(r, TD_KILLER, 0, &rng);
+		break;
+	default:
+		r->supply = 1 + rng_below(&rng, 96);
+		break;
+	}
+	ck_assert_int_le(r->supply, TD_MAX_MSGS);
+	ck_assert_int_eq(pthread_barrier_init(&r->start, NULL,
+	                                      (unsigned)r->nthreads + 1),
+	                 0);
+	for (int i = 0; i < r->nthreads; i++)
+		spawn(&r->th[i].thread,
+		      r->th[i].role == TD_KILLER  ? td_killer
+		      : r->th[i].role <= TD_READ_POLLER ? td_reader
+		                                        : td_writer,
+		      &r->th[i]);
+	pthread_barrier_wait(&r->start);
+	for (int i = 0; i < r->nthreads; i++)
+		join(r->th[i].thread);
+	pthread_barrier_destroy(&r->start);
+	assert_no_failures();
+
+	for (int i = 0; i < r->nthreads; i++) {
+		struct td_thread *t = &r->th[i];
+
+		ck_assert_msg(td_end_ok(r, t),
+		              "round %d (seed %llu, kind %d, capacity %zu): "
+		              "thread %d (role %d) ended %s, %s, after %ld "
+		              "messages",
+		              round, (unsigned long long)seed, kind, cap, i,
+		              t->role, td_end_name(t->end),
+		              strerror(t->err), t->moved);
+	}
+	if (kind == TD_CLOSE_READ || kind == TD_CLOSE_BOTH)
+		r->rd_open = false;
+	if (kind == TD_CLOSE_WRITE || kind == TD_CLOSE_BOTH)
+		r->wr_open = false;
+	if (r->rd_open) {
+		/* The readers read until the stream ended. */
+		ck_assert_uint_eq(polypipe_length(r->rd), 0);
+		ck_assert(polypipe_eof(r->rd));
+		ck_assert_int_eq(polypipe_get_error(r->rd),
+		                 kind == TD_ERROR ? r->err : 0);
+		/* Read would not wait, made now or earlier. */
+		ck_assert_readable(polypipe_read_fd(r->rd));
+	}
+	if (r->wr_open) {
+		ck_assert_int_eq(polypipe_get_error(r->wr),
+		                 kind == TD_ERROR ? r->err : 0);
+		/* Write would fail at once. */
+		ck_assert_readable(polypipe_write_fd(r->wr));
+	}
+	if (r->wr_open && rng_coin(&rng)) {
+		polypipe_close(r->wr);
+		r->wr_open = false;
+	}
+	if (r->rd_open)
+		td_close_read(r);
+	if (r->wr_open)
+		polypipe_close(r->wr);
+	assert_no_failures();
+
+	for (long id = 0; id < r->supply; id++) {
+		unsigned f = atomic_load(&r->flags[id]);
+
+		if (f & F_ACCEPTED) {
+			accepted++;
+			bad += !(f & F_READ) == !(f & F_DESTROYED);
+		} else {
+			bad += (f & (F_READ | F_DESTROYED)) != 0;
+		}
+	}
+	ck_assert_msg(bad == 0,
+	              "round %d (seed %llu): %ld messages not read or "
+	              "destroyed exactly once as accepted",
+	              round, (unsigned long long)seed, bad);
+	ck_assert_int_eq(accepted, atomic_load(&r->accepted));
+	ck_assert_int_eq(accepted, atomic_load(&r->nread) +
+	                                   atomic_load(&r->ndestroyed));
+	if (kind == TD_CLOSE_WRITE) {
+		/* Nothing stopped the writers. */
+		ck_assert_int_eq(accepted, r->supply);
+	}
+	if (kind == TD_CLOSE_READ)
+		ck_assert_int_eq(atomic_load(&r->nread), quotas);
+	if (kind == TD_EOF || kind == TD_ERROR)
+		ck_assert_int_ge(accepted, r->killer_after);
+	tot->accepted += accepted;
+	tot->read += atomic_load(&r->nread);
+	tot->destroyed += atomic_load(&r->ndestroyed);
+	tot->threads += r->nthreads;
+}
+
+static void
+td_run(enum td_kind kind, const char *name)
+{
+	struct td_round *r = malloc(sizeof *r);
+	struct td_totals tot = { 0 };
+	struct budget b;
+
+	stress_begin();
+	ck_assert_ptr_nonnull(r);
+	budget_start(&b, TD_MIN_ROUNDS, TD_ROUNDS, TD_MS);
+	for (; budget_more(&b); b.done++)
+		td_round_run(r, kind, (int)b.done, &tot);
+	ck_assert_int_ge(b.done, TD_MIN_ROUNDS);
+	ck_assert_int_eq(tot.accepted, tot.read + tot.destroyed);
+	report("%s: %ld rounds, %ld threads, %ld messages accepted, %ld "
+	       "read, %ld destroyed",
+	       name, b.done, tot.threads, tot.accepted, tot.read,
+	       tot.destroyed);
+	free(r);
+}
+
+START_TEST(test_stress_teardown_close_write)
+{
+	td_run(TD_CLOSE_WRITE, "teardown_close_write");
+}
+END_TEST
+
+START_TEST(test_stress_teardown_close_read)
+{
+	td_run(TD_CLOSE_READ, "teardown_close_read");
+}
+END_TEST
+
+START_TEST(test_stress_teardown_close_both)
+{
+	td_run(TD_CLOSE_BOTH, "teardown_close_both");
+}
+END_TEST
+
+START_TEST(test_stress_teardown_eof)
+{
+	td_run(TD_EOF, "teardown_eof");
+}
+END_TEST
+
+START_TEST(test_stress_teardown_error)
+{
+	td_run(TD_ERROR, "teardown_error");
+}
+END_TEST
+
+/* --- notifier races ---------------------------------------------------- */
+
+/*
+ * A notifier's argument: a slot that counts calls, and how many are
+ * running.  Once the call that replaced or removed it returns (a set, or
+ * a close), it is retired: nothing may be running then (inside == 0),
+ * and no call may start afterwards (late == 0, calls stays frozen).
+ */
+struct nslot {
+	atomic_int inside;
+	atomic_int calls;
+	atomic_int late;
+	atomic_bool retired;
+	int frozen;
+	bool used;
+	int side; /* what it was set on, for the tests that need it */
+	/* For nslot_endpoint_fn: the client, and what its call saw. */
+	polyclient *cl;
+	int ep_rc;
+	int ep_err;
+	sem_t sem;
+};
+
+/* Stays a little, so that setters and closers find it running. */
+static void
+nslot_linger(int c)
+{
+	for (unsigned i = ((unsigned)c * 2654435761u) >> 30; i > 0; i--)
+		sched_yield();
+}
+
+static void
+nslot_fn(void *arg)
+{
+	struct nslot *s = arg;
+
+	atomic_fetch_add(&s->inside, 1);
+	if (atomic_load(&s->retired))
+		atomic_fetch_add(&s->late, 1);
+	nslot_linger(atomic_fetch_add(&s->calls, 1));
+	atomic_fetch_sub(&s->inside, 1);
+}
+
+/* Called after the set (or close) that removed s returned. */
+static void
+nslot_retire(struct nslot *s, const char *what)
+{
+	if (s == NULL)
+		return;
+	if (atomic_load(&s->inside) != 0)
+		fail_note("%s returned while the callback it removed was "
+		          "running",
+		          what);
+	s->frozen = atomic_load(&s->calls);
+	atomic_store(&s->retired, true);
+}
+
+/* After every thread was joined: s was retired, and not called since. */
+static void
+nslot_check(struct nslot *s, int max_calls, const char *what)
+{
+	ck_assert(atomic_load(&s->retired));
+	ck_assert_int_eq(atomic_load(&s->inside), 0);
+	ck_assert_msg(atomic_load(&s->late) == 0,
+	              "a callback started after its removal returned "
+	              "(seed %llu)",
+	              (unsigned long long)seed);
+	ck_assert_msg(atomic_load(&s->calls) == s->frozen,
+	              "a callback was called %d times after its removal "
+	              "returned (seed %llu)",
+	              atomic_load(&s->calls) - s->frozen,
+	              (unsigned long long)seed);
+	if (max_calls >= 0)
+		ck_assert_msg(atomic_load(&s->calls) <= max_calls,
+		              "%s: called %d times, at most %d allowed "
+		              "(seed %llu)",
+		              what, atomic_load(&s->calls), max_calls,
+		              (unsigned long long)seed);
+}
+
+enum {
+	NS_SLOTS = 48,
+	NS_SETS = 32,
+	NS_ROUNDS = 150,
+	NS_MIN_ROUNDS = 5,
+	NS_MS = 800,
+};
+
+/* Pipe notifiers: a writer and a reader on a pipe of capacity 1, so
+ * every message fires the read notifier (into an empty pipe) and the
+ * write notifier (out of a full one), while the test's thread replaces
+ * both, and then the writer or the reader closes its end. */
+enum { NP_RUNNING, NP_CLOSE_WRITE_FIRST, NP_CLOSE_READ_FIRST };
+
+struct np_round {
+	int round;
+	polypipe *rd;
+	polypipe *wr;
+	struct nslot slots[NS_SLOTS];
+	int nslots;
+	struct nslot *cur_rd; /* the test's thread's until stop is set */
+	struct nslot *cur_wr;
+	atomic_int stop;
+	long written;
+	long read;
+	uint64_t rng_w;
+	uint64_t rng_r;
+	pthread_barrier_t start;
+};
+
+/* Waits until the test's thread is done with the handles. */
+static int
+np_wait_stop(struct np_round *r)
+{
+	int stop;
+
+	while ((stop = atomic_load(&r->stop)) == NP_RUNNING)
+		sched_yield();
+	return stop;
+}
+
+static void *
+np_writer(void *arg)
+{
+	struct np_round *r = arg;
+	int extra = -1;
+	long i = 0;
+
+	self_tag = 1;
+	pthread_barrier_wait(&r->start);
+	for (;;) {
+		int stop = atomic_load(&r->stop);
+
+		if (stop == NP_CLOSE_WRITE_FIRST) {
+			if (extra < 0)
+				extra = (int)rng_below(&r->rng_w, 4);
+			if (extra-- == 0)
+				break;
+		}
+		errno = 0;
+		if (polypipe_write(r->wr, MSG(i), LONG_MS) == 0) {
+			i++;
+			continue;
+		}
+		if (errno != EPIPE || np_wait_stop(r) != NP_CLOSE_READ_FIRST)
+			fail_note("round %d: write: %s", r->round,
+			          strerror(errno));
+		break;
+	}
+	np_wait_stop(r);
+	r->written = i;
+	polypipe_close(r->wr);
+	nslot_retire(r->cur_wr, "polypipe_close (write end)");
+	return NULL;
+}
+
+static void *
+np_reader(void *arg)
+{
+	struct np_round *r = arg;
+	int extra = -1, rc;
+	long n = 0;
+	void *m;
+
+	self_tag = 2;
+	pthread_barrier_wait(&r->start);
+	for (;;) {
+		int stop = atomic_load(&r->stop);
+
+		if (stop == NP_CLOSE_READ_FIRST) {
+			if (extra < 0)
+				extra = (int)rng_below(&r->rng_r, 4);
+			if (extra-- == 0)
+				break;
+		}
+		errno = 0;
+		rc = polypipe_read(r->rd, &m, LONG_MS);
+		if (rc == 1 && MSGVAL(m) == (uintptr_t)n) {
+			n++;
+			continue;
+		}
+		if (rc != 0 || np_wait_stop(r) != NP_CLOSE_WRITE_FIRST)
+			fail_note("round %d: read returned %d (%s), message "
+			          "%lu for %ld",
+			          r->round, rc, strerror(errno),
+			          (unsigned long)MSGVAL(m), n);
+		break;
+	}
+	np_wait_stop(r);
+	r->read = n;
+	polypipe_close(r->rd);
+	nslot_retire(r->cur_rd, "polypipe_close (read end)");
+	return NULL;
+}
+
+static struct nslot *
+np_new_slot(struct np_round *r, int side)
+{
+	struct nslot *s = &r->slots[r->nslots++];
+
+	s->used = true;
+	s->side = side;
+	return s;
+}
+
+/* Sets the notifier of one side to s (NULL: removes it) and retires the
+ * one it replaces. */
+static void
+np_set(struct np_round *r, bool rd_side, struct nslot *s)
+{
+	struct nslot **cur = rd_side ? &r->cur_rd : &r->cur_wr;
+	int rc;
+
+	errno = 0;
+	if (rd_side)
+		rc = polypipe_set_read_notify(r->rd, s ? nslot_fn : NULL, s);
+	else
+		rc = polypipe_set_write_notify(r->wr, s ? nslot_fn : NULL, s);
+	if (rc != 0)
+		fail_note("round %d: set notify: %s", r->round,
+		          strerror(errno));
+	nslot_retire(*cur, rd_side ? "polypipe_set_read_notify"
+	                           : "polypipe_set_write_notify");
+	*cur = s;
+}
+
+static void
+np_round_run(struct np_round *r, int round, long *calls)
+{
+	uint64_t rng = rng_seed(1, (uint64_t)round);
+	unsigned sets = NS_SETS / 4 + rng_below(&rng, NS_SETS * 3 / 4);
+	pthread_t tw, tr;
+	long rd_calls = 0, wr_calls = 0;
+
+	memset(r, 0, sizeof *r);
+	r->round = round;
+	r->rng_w = rng_next(&rng);
+	r->rng_r = rng_next(&rng);
+	ck_assert_int_eq(polypipe_create(1, &r->rd, &r->wr), 0);
+	np_set(r, true, np_new_slot(r, 0));
+	np_set(r, false, np_new_slot(r, 1));
+	ck_assert_int_eq(pthread_barrier_init(&r->start, NULL, 3), 0);
+	spawn(&tw, np_writer, r);
+	spawn(&tr, np_reader, r);
+	pthread_barrier_wait(&r->start);
+	for (unsigned k = 0; k < sets; k++) {
+		bool rd_side = rng_coin(&rng);
+
+		np_set(r, rd_side,
+		       rng_below(&rng, 4) == 0 ? NULL
+		                               : np_new_slot(r, !rd_side));
+		jitter(&rng, 16);
+	}
+	/* Something to remove for the closes. */
+	if (r->cur_rd == NULL)
+		np_set(r, true, np_new_slot(r, 0));
+	if (r->cur_wr == NULL)
+		np_set(r, false, np_new_slot(r, 1));
+	atomic_store(&r->stop, rng_coin(&rng) ? NP_CLOSE_WRITE_FIRST
+	                                      : NP_CLOSE_READ_FIRST);
+	join(tw);
+	join(tr);
+	pthread_barrier_destroy(&r->start);
+	assert_no_failures();
+	ck_assert_int_le(r->nslots, NS_SLOTS);
+	for (int i = 0; i < r->nslots; i++) {
+		nslot_check(&r->slots[i], -1, "notifier");
+		if (r->slots[i].side == 0)
+			rd_calls += atomic_load(&r->slots[i].calls);
+		else
+			wr_calls += atomic_load(&r->slots[i].calls);
+	}
+	/* At most one call per transition: each message into the empty
+	 * pipe, out of the full one, and the end. */
+	ck_assert_int_le(rd_calls, r->written + 1);
+	ck_assert_int_le(wr_calls, r->read + 1);
+	*calls += rd_calls + wr_calls;
+}
+
+START_TEST(test_stress_notify_pipe)
+{
+	struct np_round *r = malloc(sizeof *r);
+	struct budget b;
+	long calls = 0;
+
+	stress_begin();
+	ck_assert_ptr_nonnull(r);
+	budget_start(&b, NS_MIN_ROUNDS, NS_ROUNDS, NS_MS);
+	for (; budget_more(&b); b.done++)
+		np_round_run(r, (int)b.done, &calls);
+	report("notify_pipe: %ld rounds, %ld notifier calls", b.done, calls);
+	free(r);
+}
+END_TEST
+
+/* Accept notifiers: two threads connect by name (and wait, or withdraw)
+ * and one accepts and refuses, while the test's thread replaces the
+ * server's notifier; then, with the connects still going on, it closes
+ * the server. */
+struct na_round {
+	int round;
+	polyserver *srv;
+	char name[64];
+	struct nslot slots[NS_SLOTS];
+	int nslots;
+	struct nslot *cur;
+	atomic_bool stop_acceptor;
+	atomic_bool stop_connectors;
+	atomic_long queued;
+	uint64_t rng[3];
+	pthread_barrier_t start;
+};
+
+struct na_arg {
+	struct na_round *r;
+	int idx;
+};
+
+static void *
+na_connector(void *arg)
+{
+	struct na_arg *a = arg;
+	struct na_round *r = a->r;
+	uint64_t *rng = &r->rng[a->idx];
+	polyendpoint ep;
+
+	self_tag = a->idx;
+	pthread_barrier_wait(&r->start);
+	while (!atomic_load(&r->stop_connectors)) {
+		polyclient *cl = polyclient_create(1);
+
+		if (cl == NULL) {
+			fail_note("polyclient_create: %s", strerror(errno));
+			break;
+		}
+		errno = 0;
+		if (polyclient_connect_name(cl, r->name) == 0) {
+			atomic_fetch_add(&r->queued, 1);
+			if (rng_coin(rng) &&
+			    polyclient_endpoint(cl, &ep, LONG_MS) != 0 &&
+			    errno != ECONNREFUSED)
+				fail_note("round %d: endpoint: %s", r->round,
+				          strerror(errno));
+		} else if (errno != ECONNREFUSED) {
+			fail_note("round %d: connect_name: %s", r->round,
+			          strerror(errno));
+		} else {
+			sched_yield();
+		}
+		polyclient_close(cl);
+	}
+	return NULL;
+}
+
+static void *
+na_acceptor(void *arg)
+{
+	struct na_arg *a = arg;
+	struct na_round *r = a->r;
+	uint64_t *rng = &r->rng[a->idx];
+	polyendpoint eps[4];
+
+	self_tag = a->idx;
+	pthread_barrier_wait(&r->start);
+	while (!atomic_load(&r->stop_acceptor)) {
+		ssize_t n;
+
+		if (rng_below(rng, 8) == 0) {
+			if (polyserver_refuse(r->srv) < 0)
+				fail_note("refuse: %s", strerror(errno));
+			continue;
+		}
+		errno = 0;
+		n = polyserver_accept_many(r->srv, eps, 1 + rng_below(rng, 4),
+		                           20);
+		if (n < 0 && errno != ETIMEDOUT) {
+			fail_note("round %d: accept_many: %s", r->round,
+			          strerror(errno));
+			break;
+		}
+		for (ssize_t i = 0; i < n; i++)
+			polyendpoint_close(&eps[i]);
+	}
+	return NULL;
+}
+
+static void
+na_set(struct na_round *r, struct nslot *s)
+{
+	errno = 0;
+	if (polyserver_set_accept_notify(r->srv, s ? nslot_fn : NULL, s))
+		fail_note("round %d: set_accept_notify: %s", r->round,
+		          strerror(errno));
+	nslot_retire(r->cur, "polyserver_set_accept_notify");
+	r->cur = s;
+}
+
+static struct nslot *
+na_new_slot(struct na_round *r)
+{
+	struct nslot *s = &r->slots[r->nslots++];
+
+	s->used = true;
+	return s;
+}
+
+static void
+na_round_run(struct na_round *r, int round, long *calls, long *queued)
+{
+	uint64_t rng = rng_seed(2, (uint64_t)round);
+	unsigned sets = NS_SETS / 4 + rng_below(&rng, NS_SETS * 3 / 4);
+	struct na_arg args[3];
+	pthread_t th[3];
+	polyclient *cl;
+	long sum = 0;
+
+	memset(r, 0, sizeof *r);
+	r->round = round;
+	for (int i = 0; i < 3; i++) {
+		r->rng[i] = rng_next(&rng);
+		args[i] = (struct na_arg){ .r = r, .idx = i };
+	}
+	snprintf(r->name, sizeof r->name, "check_stress/%ld/na/%d",
+	         (long)getpid(), round);
+	r->srv = polyserver_create();
+	ck_assert_ptr_nonnull(r->srv);
+	ck_assert_int_eq(polyserver_bind(r->srv, r->name), 0);
+	na_set(r, na_new_slot(r));
+	ck_assert_int_eq(pthread_barrier_init(&r->start, NULL, 4), 0);
+	spawn(&th[0], na_acceptor, &args[0]);
+	spawn(&th[1], na_connector, &args[1]);
+	spawn(&th[2], na_connector, &args[2]);
+	pthread_barrier_wait(&r->start);
+	for (unsigned k = 0; k < sets; k++) {
+		na_set(r, rng_below(&rng, 4) == 0 ? NULL : na_new_slot(r));
+		jitter(&rng, 16);
+	}
+	if (r->cur == NULL)
+		na_set(r, na_new_slot(r));
+	atomic_store(&r->stop_acceptor, true);
+	join(th[0]);
+	/* The connectors keep connecting by name while the server goes. */
+	jitter(&rng, 16);
+	polyserver_close(r->srv);
+	nslot_retire(r->cur, "polyserver_close");
+	/* The name went with the server. */
+	cl = polyclient_create(1);
+	ck_assert_ptr_nonnull(cl);
+	ck_assert_fail(polyclient_connect_name(cl, r->name), ECONNREFUSED);
+	polyclient_close(cl);
+	jitter(&rng, 16);
+	atomic_store(&r->stop_connectors, true);
+	join(th[1]);
+	join(th[2]);
+	pthread_barrier_destroy(&r->start);
+	assert_no_failures();
+	ck_assert_int_le(r->nslots, NS_SLOTS);
+	for (int i = 0; i < r->nslots; i++) {
+		nslot_check(&r->slots[i], -1, "notifier");
+		sum += atomic_load(&r->slots[i].calls);
+	}
+	/* One call per transition to non-empty, each made by a connect,
+	 * and none at the close's shutdown. */
+	ck_assert_int_le(sum, atomic_load(&r->queued));
+	*calls += sum;
+	*queued += atomic_load(&r->queued);
+}
+
+START_TEST(test_stress_notify_accept)
+{
+	struct na_round *r = malloc(sizeof *r);
+	long calls = 0, queued = 0;
+	struct budget b;
+
+	stress_begin();
+	ck_assert_ptr_nonnull(r);
+	budget_start(&b, NS_MIN_ROUNDS, NS_ROUNDS, NS_MS);
+	for (; budget_more(&b); b.done++)
+		na_round_run(r, (int)b.done, &calls, &queued);
+	report("notify_accept: %ld rounds, %ld attempts queued, %ld notifier "
+	       "calls",
+	       b.done, queued, calls);
+	free(r);
+}
+END_TEST
+
+/*
+ * Connect notifiers: clients in two threads set a notifier, connect, and
+ * then replace it, remove it, close the client, or wait for it, while an
+ * acceptor thread accepts and refuses; a waited-for notifier checks that
+ * the decision is complete when it runs.
+ */
+enum {
+	NC_THREADS = 2,
+	NC_PER_THREAD = 300,
+	NC_MIN = 20,
+	NC_MS = 1000,
+};
+
+enum nc_action { NC_REPLACE, NC_UNSET, NC_CLOSE, NC_WAIT, NC_ACTIONS };
+enum outcome { OC_NONE, OC_ACCEPTED, OC_REFUSED, OC_BROKEN };
+
+struct nc_client {
+	bool used;
+	enum nc_action action;
+	enum outcome outcome;
+	struct nslot a; /* set before the connect */
+	struct nslot b; /* NC_REPLACE: what replaces it */
+};
+
+struct nc {
+	polyserver *srv;
+	int64_t deadline;
+	struct nc_client clients[NC_THREADS][NC_PER_THREAD];
+	long count[NC_THREADS];
+	long accepted;
+	long refused;
+	pthread_barrier_t start;
+};
+
+struct nc_arg {
+	struct nc *nc;
+	int idx;
+	uint64_t rng;
+	pthread_t thread;
+};
+
+/* The notifier that is waited for: runs once the attempt is decided,
+ * when polyclient_endpoint(cl, &ep, 0) must not fail with EAGAIN. */
+static void
+nslot_endpoint_fn(void *arg)
+{
+	struct nslot *s = arg;
+	polyendpoint ep;
+	int c;
+
+	atomic_fetch_add(&s->inside, 1);
+	if (atomic_load(&s->retired))
+		atomic_fetch_add(&s->late, 1);
+	c = atomic_fetch_add(&s->calls, 1);
+	if (c == 0) {
+		errno = 0;
+		s->ep_rc = polyclient_endpoint(s->cl, &ep, 0);
+		s->ep_err = errno;
+	}
+	nslot_linger(c);
+	atomic_fetch_sub(&s->inside, 1);
+	if (c == 0)
+		sem_post(&s->sem);
+}
+
+/* Waits for the decision on cl's attempt. */
+static enum outcome
+nc_decision(polyclient *cl)
+{
+	polyendpoint ep;
+
+	errno = 0;
+	if (polyclient_endpoint(cl, &ep, LONG_MS) == 0)
+		return OC_ACCEPTED;
+	if (errno == ECONNREFUSED)
+		return OC_REFUSED;
+	fail_note("polyclient_endpoint: %s", strerror(errno));
+	return OC_BROKEN;
+}
+
+/* Waits for s's first call; false if it never comes. */
+static bool
+sem_wait_long(sem_t *sem)
+{
+	struct timespec ts;
+	int rc;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += LONG_MS / 1000;
+	while ((rc = sem_timedwait(sem, &ts)) != 0 && errno == EINTR)
+		;
+	return rc == 0;
+}
+
+static void
+nc_client_run(struct nc *nc, struct nc_client *c, uint64_t *rng)
+{
+	polyclient *cl = polyclient_create(1);
+	bool wait = false;
+	int64_t give_up;
+
+	c->used = true;
+	c->action = (enum nc_action)rng_below(rng, NC_ACTIONS);
+	if (cl == NULL) {
+		fail_note("polyclient_create: %s", strerror(errno));
+		atomic_store(&c->a.retired, true);
+		return;
+	}
+	if (c->action == NC_WAIT) {
+		c->a.cl = cl;
+		wait = sem_init(&c->a.sem, 0, 0) == 0;
+		if (!wait)
+			fail_note("sem_init: %s", strerror(errno));
+	}
+	if (polyclient_set_connect_notify(cl, wait ? nslot_endpoint_fn
+	                                           : nslot_fn,
+	                                  &c->a) != 0)
+		fail_note("set_connect_notify: %s", strerror(errno));
+	/* ECONNREFUSED: the server is refusing; the next accept ends it. */
+	give_up = now_ms() + LONG_MS;
+	while (polyclient_connect(cl, nc->srv) != 0) {
+		if (errno != ECONNREFUSED || now_ms() > give_up) {
+			fail_note("polyclient_connect: %s", strerror(errno));
+			c->action = NC_CLOSE;
+			break;
+		}
+		sched_yield();
+	}
+	jitter(rng, 8);
+	switch (c->action) {
+	case NC_REPLACE:
+		if (polyclient_set_connect_notify(cl, nslot_fn, &c->b) != 0)
+			fail_note("set_connect_notify: %s", strerror(errno));
+		nslot_retire(&c->a, "polyclient_set_connect_notify");
+		c->outcome = nc_decision(cl);
+		polyclient_close(cl);
+		nslot_retire(&c->b, "polyclient_close");
+		return;
+	case NC_UNSET:
+		if (polyclient_set_connect_notify(cl, NULL, NULL) != 0)
+			fail_note("set_connect_notify: %s", strerror(errno));
+		nslot_retire(&c->a, "polyclient_set_connect_notify");
+		c->outcome = nc_decision(cl);
+		break;
+	case NC_WAIT:
+		if (wait && !sem_wait_long(&c->a.sem))
+			fail_note("the connect notifier was not called");
+		c->outcome = nc_decision(cl);
+		if (c->outcome == OC_ACCEPTED && c->a.ep_rc != 0)
+			fail_note("accepted, but endpoint failed inside the "
+			          "notifier: %s",
+			          strerror(c->a.ep_err));
+		if (c->outcome == OC_REFUSED &&
+		    (c->a.ep_rc != -1 || c->a.ep_err != ECONNREFUSED))
+			fail_note("refused, but endpoint inside the notifier "
+			          "returned %d: %s",
+			          c->a.ep_rc, strerror(c->a.ep_err));
+		break;
+	default:
+		break;
+	}
+	polyclient_close(cl);
+	if (c->action != NC_UNSET)
+		nslot_retire(&c->a, "polyclient_close");
+}
+
+static void *
+nc_client_thread(void *arg)
+{
+	struct nc_arg *a = arg;
+	struct nc *nc = a->nc;
+	long i;
+
+	self_tag = a->idx;
+	pthread_barrier_wait(&nc->start);
+	for (i = 0; i < NC_PER_THREAD &&
+	            (i < NC_MIN || now_ms() < nc->deadline);
+	     i++)
+		nc_client_run(nc, &nc->clients[a->idx][i], &a->rng);
+	nc->count[a->idx] = i;
+	return NULL;
+}
+
+static void *
+nc_acceptor(void *arg)
+{
+	struct nc_arg *a = arg;
+	struct nc *nc = a->nc;
+	polyendpoint eps[3];
+	int fd = polyserver_accept_fd(nc->srv);
+	bool refusing = false;
+
+	self_tag = a->idx;
+	if (fd < 0)
+		fail_note("polyserver_accept_fd: %s", strerror(errno));
+	pthread_barrier_wait(&nc->start);
+	for (;;) {
+		ssize_t n;
+		int r;
+
+		/* Not while refusing: only the next accept call ends
+		 * that, and until then no attempt can be pending. */
+		if (fd >= 0 && !refusing && rng_below(&a->rng, 6) == 0) {
+			/* Readable once an attempt is pending (or the
+			 * server is shut down): refuse it. */
+			if (!wait_readable(fd, LONG_MS))
+				fail_note("the accept descriptor did not "
+				          "become readable");
+			if ((r = polyserver_refuse(nc->srv)) < 0)
+				fail_note("refuse: %s", strerror(errno));
+			else
+				nc->refused += r;
+			refusing = true;
+			continue;
+		}
+		refusing = false;
+		errno = 0;
+		n = polyserver_accept_many(nc->srv, eps,
+		                           1 + rng_below(&a->rng, 3), LONG_MS);
+		if (n < 0 && errno == ESHUTDOWN)
+			break;
+		if (n < 0) {
+			fail_note("accept_many: %s", strerror(errno));
+			break;
+		}
+		nc->accepted += n;
+		for (ssize_t i = 0; i < n; i++)
+			polyendpoint_close(&eps[i]);
+	}
+	return NULL;
+}
+
+START_TEST(test_stress_notify_connect)
+{
+	struct nc *nc = calloc(1, sizeof *nc);
+	struct nc_arg args[NC_THREADS + 1];
+	long clients = 0, calls = 0, waited = 0;
+	char what[128];
+
+	stress_begin();
+	ck_assert_ptr_nonnull(nc);
+	nc->srv = polyserver_create();
+	ck_assert_ptr_nonnull(nc->srv);
+	nc->deadline = now_ms() + NC_MS;
+	ck_assert_int_eq(pthread_barrier_init(&nc->start, NULL,
+	                                      NC_THREADS + 2),
+	                 0);
+	for (int i = 0; i <= NC_THREADS; i++) {
+		args[i] = (struct nc_arg){ .nc = nc, .idx = i,
+			                   .rng = rng_seed(3, (uint64_t)i) };
+		spawn(&args[i].thread,
+		      i < NC_THREADS ? nc_client_thread : nc_acceptor,
+		      &args[i]);
+	}
+	pthread_barrier_wait(&nc->start);
+	for (int i = 0; i < NC_THREADS; i++)
+		join(args[i].thread);
+	ck_assert_int_eq(polyserver_shutdown(nc->srv), 0);
+	join(args[NC_THREADS].thread);
+	polyserver_close(nc->srv);
+	pthread_barrier_destroy(&nc->start);
+	assert_no_failures();
+
+	for (int t = 0; t < NC_THREADS; t++) {
+		ck_assert_int_ge(nc->count[t], NC_MIN);
+		for (long i = 0; i < nc->count[t]; i++) {
+			struct nc_client *c = &nc->clients[t][i];
+
+			clients++;
+			/* Called once, when the attempt is decided (again
+			 * at once for a notifier set afterwards). */
+			snprintf(what, sizeof what,
+			         "client %ld (action %d, %s): the notifier "
+			         "set before the connect",
+			         t * NC_PER_THREAD + i, c->action,
+			         c->outcome == OC_ACCEPTED ? "accepted"
+			                                   : "refused");
+			nslot_check(&c->a, 1, what);
+			if (c->action == NC_REPLACE) {
+				snprintf(what, sizeof what,
+				         "client %ld (%s): the notifier set "
+				         "after the connect",
+				         t * NC_PER_THREAD + i,
+				         c->outcome == OC_ACCEPTED
+				                 ? "accepted"
+				                 : "refused");
+				nslot_check(&c->b, 1, what);
+			}
+			if (c->action == NC_WAIT) {
+				ck_assert_int_eq(atomic_load(&c->a.calls), 1);
+				sem_destroy(&c->a.sem);
+				waited++;
+			}
+			calls += atomic_load(&c->a.calls) +
+			         atomic_load(&c->b.calls);
+		}
+	}
+	report("notify_connect: %ld clients (%ld notifiers waited for), "
+	       "%ld accepted, %ld refused, %ld notifier calls",
+	       clients, waited, nc->accepted, nc->refused, calls);
+	free(nc);
+}
+END_TEST
+
+/* --- connection storms ------------------------------------------------- */
+
+/*
+ * Client threads connect one client after the other, directly or by
+ * name, synchronously (polyclient_endpoint, then writes) or
+ * asynchronously (writes on polyclient_endpoint_async, then the wait);
+ * acceptor threads accept (one, or a batch), refuse now and then, read
+ * each accepted connection to its end and answer on it once.  Messages
+ * carry the client's id and a sequence number.  In the withdraw test,
+ * most clients close themselves as soon as they have written, whether
+ * accepted yet or not, and nobody refuses.
+ */
+enum {
+	ST_CLIENT_THREADS = 3,
+	ST_ACCEPTORS = 2,
+	ST_PER_THREAD = 250,
+	ST_MIN = 20,
+	ST_MS = 1500,
+	ST_REPLY = 15, /* the sequence number of the server's answer */
+};
+
+enum st_mode { ST_SYNC, ST_ASYNC, ST_WITHDRAW };
+
+#define ST_MSG(id, seq) MSG((uintptr_t)(id) << 4 | (uintptr_t)(seq))
+
+struct st_client {
+	bool used;
+	enum st_mode mode;
+	bool by_name;
+	int k;                     /* messages it means to write */
+	enum outcome outcome;      /* as the client saw it */
+	long written;              /* messages its pipe accepted */
+	long destroyed_at_close;   /* ST_WITHDRAW: when close returned */
+	long reply_read;
+	atomic_long destroyed;     /* its messages destroyed */
+	atomic_int srv_accepts;    /* endpoints accepted for it */
+	atomic_long srv_read;      /* its messages the server read */
+	atomic_long reply_written;
+	atomic_long reply_destroyed;
+};
+
+struct st {
+	polyserver *srv;
+	char name[64];
+	bool withdraw; /* the withdraw test: no refusals */
+	int64_t deadline;
+	struct st_client clients[ST_CLIENT_THREADS][ST_PER_THREAD];
+	long count[ST_CLIENT_THREADS];
+	atomic_long accepted; /* endpoints accepted */
+	atomic_long refused;  /* the sum of refuse's returns */
+	pthread_barrier_t start;
+};
+
+struct st_arg {
+	struct st *st;
+	int idx;
+	uint64_t rng;
+	pthread_t thread;
+};
+
+static struct st_client *
+st_client_of(struct st *st, uintptr_t id)
+{
+	uintptr_t t = id / ST_PER_THREAD, i = id % ST_PER_THREAD;
+
+	if (t >= ST_CLIENT_THREADS || !st->clients[t][i].used)
+		return NULL;
+	return &st->clients[t][i];
+}
+
+/* The destructor of a client's messages: arg is the client. */
+static void
+st_client_dtor(void *msg, void *arg)
+{
+	struct st_client *c = arg;
+
+	(void)msg;
+	atomic_fetch_add(&c->destroyed, 1);
+}
+
+/* The destructor of the server's answers: arg is the storm. */
+static void
+st_reply_dtor(void *msg, void *arg)
+{
+	struct st_client *c = st_client_of(arg, MSGVAL(msg) >> 4);
+
+	if (c == NULL || (MSGVAL(msg) & 15) != ST_REPLY)
+		fail_note("destroyed an answer never written: %#lx",
+		          (unsigned long)MSGVAL(msg));
+	else
+		atomic_fetch_add(&c->reply_destroyed, 1);
+}
+
+/* The server's side of an accepted connection. */
+static void
+st_serve(struct st *st, polyendpoint *ep)
+{
+	struct st_client *c;
+	uintptr_t id, seq;
+	long expect = 1;
+	void *m = NULL;
+	int rc;
+
+	errno = 0;
+	rc = polypipe_read(ep->rd, &m, LONG_MS);
+	if (rc != 1) {
+		/* Every client writes before it closes: an empty
+		 * connection is an attempt that should not have been
+		 * returned (withdrawn, or refused). */
+		fail_note("accepted a connection that carries nothing: read "
+		          "returned %d (%s)",
+		          rc, strerror(errno));
+		polyendpoint_close(ep);
+		return;
+	}
+	id = MSGVAL(m) >> 4;
+	seq = MSGVAL(m) & 15;
+	c = st_client_of(st, id);
+	if (c == NULL || seq != 0) {
+		fail_note("accepted a connection whose first message is "
+		          "%#lx",
+		          (unsigned long)MSGVAL(m));
+		polyendpoint_close(ep);
+		return;
+	}
+	if (atomic_fetch_add(&c->srv_accepts, 1) != 0)
+		fail_note("client %lu accepted twice", (unsigned long)id);
+	if (polypipe_set_destructor(ep->wr, st_reply_dtor, st) != 0)
+		fail_note("set_destructor: %s", strerror(errno));
+	/* The client may have closed already: EPIPE. */
+	errno = 0;
+	if (polypipe_write(ep->wr, ST_MSG(id, ST_REPLY), 0) == 0)
+		atomic_fetch_add(&c->reply_written, 1);
+	else if (errno != EPIPE)
+		fail_note("client %lu: answer: %s", (unsigned long)id,
+		          strerror(errno));
+	while ((rc = polypipe_read(ep->rd, &m, LONG_MS)) == 1) {
+		if (MSGVAL(m) != (uintptr_t)ST_MSG(id, expect))
+			fail_note("client %lu: message %#lx, expected %ld",
+			          (unsigned long)id, (unsigned long)MSGVAL(m),
+			          expect);
+		expect++;
+	}
+	if (rc != 0)
+		fail_note("client %lu: read: %s", (unsigned long)id,
+		          strerror(errno));
+	atomic_store(&c->srv_read, expect);
+	polyendpoint_close(ep);
+}
+
+static void *
+st_acceptor(void *arg)
+{
+	struct st_arg *a = arg;
+	struct st *st = a->st;
+	polyendpoint eps[4];
+
+	self_tag = 100 + a->idx;
+	pthread_barrier_wait(&st->start);
+	for (;;) {
+		unsigned what = rng_below(&a->rng, 6);
+		ssize_t n;
+		int r;
+
+		if (what == 0 && !st->withdraw) {
+			if ((r = polyserver_refuse(st->srv)) < 0)
+				fail_note("refuse: %s", strerror(errno));
+			else
+				atomic_fetch_add(&st->refused, r);
+			continue;
+		}
+		errno = 0;
+		if (what <= 2)
+			n = polyserver_accept_many(st->srv, eps,
+			                           1 + rng_below(&a->rng, 4),
+			                           LONG_MS);
+		else
+			n = polyserver_accept(st->srv, eps, LONG_MS) == 0 ? 1
+			                                                  : -1;
+		if (n < 0 && errno == ESHUTDOWN)
+			break;
+		if (n < 0 && errno == ETIMEDOUT)
+			continue;
+		if (n < 0) {
+			fail_note("accept: %s", strerror(errno));
+			break;
+		}
+		atomic_fetch_add(&st->accepted, n);
+		for (ssize_t i = 0; i < n; i++)
+			st_serve(st, &eps[i]);
+	}
+	return NULL;
+}
+
+/* Reads the server's answer, sometimes. */
+static void
+st_read_reply(struct st_client *c, polyendpoint *ep, uintptr_t id,
+              uint64_t *rng)
+{
+	void *m = NULL;
+
+	if (rng_coin(rng))
+		return;
+	errno = 0;
+	if (polypipe_read(ep->rd, &m, LONG_MS) == 1 &&
+	    m == ST_MSG(id, ST_REPLY))
+		c->reply_read++;
+	else
+		fail_note("client %lu: no answer: %s", (unsigned long)id,
+		          strerror(errno));
+}
+
+/* Writes the client's messages without waiting; the pipe has room. */
+static void
+st_write_all(struct st_client *c, polyendpoint *ep, uintptr_t id)
+{
+	while (c->written < c->k) {
+		errno = 0;
+		if (polypipe_write(ep->wr, ST_MSG(id, c->written), 0) != 0) {
+			/* Refused meanwhile, or a failure. */
+			if (errno != ECONNREFUSED || c->mode != ST_ASYNC)
+				fail_note("client %lu: write: %s",
+				          (unsigned long)id, strerror(errno));
+			return;
+		}
+		c->written++;
+	}
+}
+
+static void
+st_client_run(struct st *st, struct st_client *c, uintptr_t id,
+              uint64_t *rng)
+{
+	size_t cap = 1 + rng_below(rng, 4);
+	polyclient *cl = polyclient_create(cap);
+	polyendpoint ep, ep2;
+	int64_t give_up;
+	int rc;
+
+	c->used = true;
+	c->by_name = rng_coin(rng);
+	c->k = 1 + (int)rng_below(rng, (unsigned)cap);
+	if (st->withdraw)
+		c->mode = rng_below(rng, 4) == 0 ? ST_SYNC : ST_WITHDRAW;
+	else
+		c->mode = rng_coin(rng) ? ST_SYNC : ST_ASYNC;
+	if (cl == NULL) {
+		fail_note("polyclient_create: %s", strerror(errno));
+		c->outcome = OC_BROKEN;
+		return;
+	}
+	/* ECONNREFUSED: the server is refusing (not queued). */
+	give_up = now_ms() + LONG_MS;
+	for (;;) {
+		errno = 0;
+		rc = c->by_name ? polyclient_connect_name(cl, st->name)
+		                : polyclient_connect(cl, st->srv);
+		if (rc == 0)
+			break;
+		if (errno != ECONNREFUSED || st->withdraw ||
+		    now_ms() > give_up) {
+			fail_note("client %lu: connect: %s",
+			          (unsigned long)id, strerror(errno));
+			c->outcome = OC_BROKEN;
+			polyclient_close(cl);
+			return;
+		}
+		sched_yield();
+	}
+	if (c->mode == ST_SYNC) {
+		c->outcome = nc_decision(cl);
+		if (polyclient_endpoint(cl, &ep, 0) != 0) {
+			if (errno != ECONNREFUSED ||
+			    c->outcome != OC_REFUSED ||
+			    polyclient_endpoint_async(cl, &ep) != -1 ||
+			    errno != ECONNREFUSED)
+				fail_note("client %lu: refused, but not for "
+				          "good",
+				          (unsigned long)id);
+		} else {
+			st_write_all(c, &ep, id);
+			st_read_reply(c, &ep, id, rng);
+		}
+		polyclient_close(cl);
+		return;
+	}
+	if (polyclient_endpoint_async(cl, &ep) != 0) {
+		/* Refused between the connect and here. */
+		if (errno != ECONNREFUSED || c->mode == ST_WITHDRAW)
+			fail_note("client %lu: endpoint_async: %s",
+			          (unsigned long)id, strerror(errno));
+		c->outcome = nc_decision(cl);
+		polyclient_close(cl);
+		return;
+	}
+	if (polypipe_set_destructor(ep.wr, st_client_dtor, c) != 0)
+		fail_note("set_destructor: %s", strerror(errno));
+	st_write_all(c, &ep, id);
+	if (c->mode == ST_WITHDRAW) {
+		jitter(rng, 8);
+		polyclient_close(cl);
+		c->destroyed_at_close = atomic_load(&c->destroyed);
+		return;
+	}
+	c->outcome = nc_decision(cl);
+	if (c->outcome == OC_ACCEPTED) {
+		if (polyclient_endpoint(cl, &ep2, 0) != 0 ||
+		    ep2.rd != ep.rd || ep2.wr != ep.wr)
+			fail_note("client %lu: the endpoints differ",
+			          (unsigned long)id);
+		if (c->written != c->k)
+			fail_note("client %lu: accepted, but a write failed",
+			          (unsigned long)id);
+		st_read_reply(c, &ep, id, rng);
+	} else if (c->outcome == OC_REFUSED &&
+	           (polypipe_get_error(ep.wr) != ECONNREFUSED ||
+	            polypipe_get_error(ep.rd) != ECONNREFUSED)) {
+		fail_note("client %lu: refused, but the pipes carry %d, %d",
+		          (unsigned long)id, polypipe_get_error(ep.wr),
+		          polypipe_get_error(ep.rd));
+	}
+	polyclient_close(cl);
+}
+
+static void *
+st_client_thread(void *arg)
+{
+	struct st_arg *a = arg;
+	struct st *st = a->st;
+	long i;
+
+	self_tag = a->idx;
+	pthread_barrier_wait(&st->start);
+	for (i = 0; i < ST_PER_THREAD &&
+	            (i < ST_MIN || now_ms() < st->deadline);
+	     i++)
+		st_client_run(st, &st->clients[a->idx][i],
+		              (uintptr_t)(a->idx * ST_PER_THREAD + i),
+		              &a->rng);
+	st->count[a->idx] = i;
+	return NULL;
+}
+
+/* Runs a storm; the checks are the caller's. */
+static struct st *
+st_run(bool withdraw)
+{
+	struct st *st = calloc(1, sizeof *st);
+	struct st_arg cl[ST_CLIENT_THREADS], ac[ST_ACCEPTORS];
+	polyendpoint ep;
+	polyclient *late;
+
+	ck_assert_ptr_nonnull(st);
+	st->withdraw = withdraw;
+	snprintf(st->name, sizeof st->name, "check_stress/%ld/storm/%d",
+	         (long)getpid(), withdraw);
+	st->srv = polyserver_create();
+	ck_assert_ptr_nonnull(st->srv);
+	ck_assert_int_eq(polyserver_bind(st->srv, st->name), 0);
+	st->deadline = now_ms() + ST_MS;
+	ck_assert_int_eq(pthread_barrier_init(&st->start, NULL,
+	                                      ST_CLIENT_THREADS +
+	                                              ST_ACCEPTORS + 1),
+	                 0);
+	for (int i = 0; i < ST_ACCEPTORS; i++) {
+		ac[i] = (struct st_arg){ .st = st, .idx = i,
+			                 .rng = rng_seed(4 + withdraw,
+			                                 100 + (uint64_t)i) };
+		spawn(&ac[i].thread, st_acceptor, &ac[i]);
+	}
+	for (int i = 0; i < ST_CLIENT_THREADS; i++) {
+		cl[i] = (struct st_arg){ .st = st, .idx = i,
+			                 .rng = rng_seed(4 + withdraw,
+			                                 (uint64_t)i) };
+		spawn(&cl[i].thread, st_client_thread, &cl[i]);
+	}
+	pthread_barrier_wait(&st->start);
+	for (int i = 0; i < ST_CLIENT_THREADS; i++)
+		join(cl[i].thread);
+	/* Every attempt was decided, or withdrawn. */
+	ck_assert(!polyserver_pending(st->srv));
+	ck_assert_int_eq(polyserver_shutdown(st->srv), 0);
+	for (int i = 0; i < ST_ACCEPTORS; i++)
+		join(ac[i].thread);
+	pthread_barrier_destroy(&st->start);
+	assert_no_failures();
+
+	/* After the shutdown, for good. */
+	ck_assert_fail(polyserver_accept(st->srv, &ep, 0), ESHUTDOWN);
+	ck_assert_int_eq(polyserver_refuse(st->srv), 0);
+	late = polyclient_create(1);
+	ck_assert_ptr_nonnull(late);
+	ck_assert_fail(polyclient_connect(late, st->srv), ECONNREFUSED);
+	ck_assert_fail(polyclient_connect_name(late, st->name),
+	               ECONNREFUSED);
+	polyclient_close(late);
+	polyserver_close(st->srv);
+	for (int t = 0; t < ST_CLIENT_THREADS; t++)
+		ck_assert_int_ge(st->count[t], ST_MIN);
+	return st;
+}
+
+/* The answers: each written one was read or destroyed. */
+static void
+st_check_replies(const struct st_client *c, long id)
+{
+	ck_assert_msg(atomic_load(&c->reply_written) ==
+	                      c->reply_read +
+	                              atomic_load(&c->reply_destroyed),
+	              "client %ld: %ld answers written, %ld read, %ld "
+	              "destroyed",
+	              id, atomic_load(&c->reply_written), c->reply_read,
+	              atomic_load(&c->reply_destroyed));
+}
+
+START_TEST(test_stress_connect_storm)
+{
+	long accepted = 0, refused = 0, msgs = 0, destroyed = 0;
+	long by_name = 0, async = 0;
+	struct st *st;
+
+	stress_begin();
+	st = st_run(false);
+	for (int t = 0; t < ST_CLIENT_THREADS; t++) {
+		for (long i = 0; i < st->count[t]; i++) {
+			struct st_client *c = &st->clients[t][i];
+			long id = t * ST_PER_THREAD + i;
+			long srv_read = atomic_load(&c->srv_read);
+			long lost = atomic_load(&c->destroyed);
+
+			ck_assert_msg(c->outcome == OC_ACCEPTED ||
+			                      c->outcome == OC_REFUSED,
+			              "client %ld: undecided", id);
+			if (c->outcome == OC_ACCEPTED) {
+				/* All its messages reached the server. */
+				accepted++;
+				ck_assert_int_eq(
+				        atomic_load(&c->srv_accepts), 1);
+				ck_assert_int_eq(c->written, c->k);
+				ck_assert_int_eq(srv_read, c->written);
+				ck_assert_int_eq(lost, 0);
+			} else {
+				/* None did: all destroyed. */
+				refused++;
+				ck_assert_int_eq(
+				        atomic_load(&c->srv_accepts), 0);
+				ck_assert_int_eq(srv_read, 0);
+				ck_assert_int_eq(lost, c->written);
+			}
+			st_check_replies(c, id);
+			msgs += c->written;
+			destroyed += lost;
+			by_name += c->by_name;
+			async += c->mode == ST_ASYNC;
+		}
+	}
+	ck_assert_int_eq(accepted, atomic_load(&st->accepted));
+	ck_assert_int_eq(refused, atomic_load(&st->refused));
+	report("connect_storm: %ld clients (%ld async, %ld by name), %ld "
+	       "accepted, %ld refused, %ld messages written, %ld destroyed",
+	       accepted + refused, async, by_name, accepted, refused, msgs,
+	       destroyed);
+	free(st);
+}
+END_TEST
+
+START_TEST(test_stress_connect_withdrawn)
+{
+	long accepted = 0, withdrawn = 0, late = 0, sync = 0;
+	struct st *st;
+
+	stress_begin();
+	st = st_run(true);
+	for (int t = 0; t < ST_CLIENT_THREADS; t++) {
+		for (long i = 0; i < st->count[t]; i++) {
+			struct st_client *c = &st->clients[t][i];
+			long id = t * ST_PER_THREAD + i;
+			int accepts = atomic_load(&c->srv_accepts);
+			long lost = atomic_load(&c->destroyed);
+
+			ck_assert_int_eq(c->written, c->k);
+			st_check_replies(c, id);
+			if (c->mode == ST_SYNC) {
+				ck_assert_msg(c->outcome == OC_ACCEPTED,
+				              "client %ld: not accepted", id);
+				sync++;
+			}
+			if (accepts != 0) {
+				/* Accepted before it closed: everything
+				 * reached the server. */
+				ck_assert_int_eq(accepts, 1);
+				ck_assert_int_eq(atomic_load(&c->srv_read),
+				                 c->k);
+				ck_assert_int_eq(lost, 0);
+				accepted++;
+				late += c->mode == ST_WITHDRAW;
+			} else {
+				/* Withdrawn: never accepted, and what it
+				 * wrote destroyed before close returned. */
+				ck_assert_int_eq(c->mode, ST_WITHDRAW);
+				ck_assert_int_eq(lost, c->k);
+				ck_assert_int_eq(c->destroyed_at_close, c->k);
+				withdrawn++;
+			}
+		}
+	}
+	ck_assert_int_eq(accepted, atomic_load(&st->accepted));
+	report("connect_withdrawn: %ld clients (%ld synchronous), %ld "
+	       "accepted (%ld of them closing), %ld withdrawn",
+	       accepted + withdrawn, sync, accepted, late, withdrawn);
+	free(st);
+}
+END_TEST
+
+/* --- the suite --------------------------------------------------------- */
+
+static TCase *
+new_tcase(Suite *s, const char *name)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_set_timeout(tc, 60);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
+Suite *
+stress_suite(void)
+{
+	Suite *s = suite_create("stress");
+	TCase *tc;
+
+	tc = new_tcase(s, "mpmc");
+	tcase_add_test(tc, test_stress_mpmc_single);
+	tcase_add_test(tc, test_stress_mpmc_batch);
+
+	tc = new_tcase(s, "teardown");
+	tcase_add_test(tc, test_stress_teardown_close_write);
+	tcase_add_test(tc, test_stress_teardown_close_read);
+	tcase_add_test(tc, test_stress_teardown_close_both);
+	tcase_add_test(tc, test_stress_teardown_eof);
+	tcase_add_test(tc, test_stress_teardown_error);
+
+	tc = new_tcase(s, "notify");
+	tcase_add_test(tc, test_stress_notify_pipe);
+	tcase_add_test(tc, test_stress_notify_accept);
+	tcase_add_test(tc, test_stress_notify_connect);
+
+	tc = new_tcase(s, "connect");
+	tcase_add_test(tc, test_stress_connect_storm);
+	tcase_add_test(tc, test_stress_connect_withdrawn);
+	return s;
+}
