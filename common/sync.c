@@ -50,8 +50,9 @@ psync_calloc(size_t n, size_t size)
 #define SPIN_NS 10000
 #endif
 
-/* The most waits skipped between two spins that fail. */
-#define SPIN_BACKOFF_MAX 64
+/* The most waits skipped between two spins that fail: a spin that cannot
+ * succeed (same CPU) then costs its window once per 255 waits. */
+#define SPIN_BACKOFF_MAX 255
 
 static long
 futex(_Atomic uint32_t *word, int op, uint32_t val,
@@ -123,15 +124,20 @@ psync_event_spin(struct psync_event *ev, pthread_mutex_t *lock)
 		if (i % 64 == 0 && clock_ns() >= until)
 			break;
 	}
+	/* A wake-up that came only after the window was not the spin's
+	 * doing: this thread was descheduled, most likely for the peer on
+	 * the same CPU, and spinning there only delays the peer. */
+	if (woken && clock_ns() > until)
+		woken = false;
 	pthread_mutex_lock(lock);
 	ev->spinners--;
 	if (woken) {
 		ev->backoff = 0;
 	} else {
 		ev->backoff = ev->backoff == 0 ? 1
-		              : ev->backoff >= SPIN_BACKOFF_MAX / 2
+		              : ev->backoff > SPIN_BACKOFF_MAX / 2
 		                  ? SPIN_BACKOFF_MAX
-		                  : ev->backoff * 2;
+		                  : ev->backoff * 2 + 1;
 		ev->skip = ev->backoff;
 	}
 }
@@ -169,7 +175,12 @@ psync_event_wait(struct psync_event *ev, pthread_mutex_t *lock,
 	 * EINTR and EAGAIN (the word moved) are wake-ups like any other. */
 	r = futex(&ev->seq, FUTEX_WAIT_BITSET, seq, deadline);
 	pthread_mutex_lock(lock);
+	/* Take one wake-up, ours or not: one taken by a sleeper that left
+	 * for another reason only makes the next waker call the kernel once
+	 * more, while one left over could make it skip a sleeper. */
 	ev->sleepers--;
+	if (ev->signaled > 0)
+		ev->signaled--;
 	if (deadline == NULL)
 		return 0;
 	if (r < 0 && errno == ETIMEDOUT)
@@ -187,13 +198,18 @@ psync_event_wait(struct psync_event *ev, pthread_mutex_t *lock,
 void
 psync_event_wake(struct psync_event *ev, bool all)
 {
-	if (ev->sleepers == 0 && ev->spinners == 0)
+	/* Sleepers sent a wake-up that have not run yet need no other. */
+	bool sleeping = ev->sleepers > ev->signaled;
+
+	if (!sleeping && ev->spinners == 0)
 		return;
-	/* Release: pairs with nothing in particular (the woken re-check
-	 * under the lock), but keeps the word's moves ordered. */
-	atomic_fetch_add_explicit(&ev->seq, 1, memory_order_release);
-	if (ev->sleepers > 0)
-		futex(&ev->seq, FUTEX_WAKE, all ? INT32_MAX : 1, NULL);
+	/* Relaxed: whoever wakes re-checks under the lock, which orders
+	 * what it reads after the waker's changes. */
+	atomic_fetch_add_explicit(&ev->seq, 1, memory_order_relaxed);
+	if (!sleeping)
+		return;
+	ev->signaled = all ? ev->sleepers : ev->signaled + 1;
+	futex(&ev->seq, FUTEX_WAKE, all ? INT32_MAX : 1, NULL);
 }
 
 int

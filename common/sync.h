@@ -59,12 +59,14 @@ psync_timer(int timeout_ms)
  * An event that threads wait for under an object's lock: a futex word
  * that moves at every wake-up, and counts of who is waiting.  Wakers
  * touch the word only when somebody spins or sleeps on it, so an object
- * nobody waits on costs no atomic operation and no system call.  Twelve
- * bytes, where a pthread condition variable takes 48.
+ * nobody waits on costs no atomic operation and no system call, and a
+ * sleeper already sent a wake-up is not sent another before it has run.
+ * Sixteen bytes, where a pthread condition variable takes 48.
  */
 struct psync_event {
 	_Atomic uint32_t seq; /* moves at every wake-up */
 	uint32_t sleepers;    /* lock: threads in psync_event_wait */
+	uint32_t signaled;    /* lock: wake-ups sent, not yet taken */
 	uint16_t spinners;    /* lock: threads in psync_event_spin */
 	uint8_t skip;         /* lock: waits left before the next spin */
 	uint8_t backoff;      /* lock: skip after the next failed spin */
@@ -91,8 +93,9 @@ void psync_event_spin(struct psync_event *ev, pthread_mutex_t *lock);
 int psync_event_wait(struct psync_event *ev, pthread_mutex_t *lock,
                      struct psync_timer *t);
 
-/* psync_event_wake: wakes one sleeper (all if all), and every spinner
- * (lock held).  Nothing to do, and no atomic operation, if none wait. */
+/* psync_event_wake: wakes one sleeper (all if all) not woken yet, and
+ * every spinner (lock held).  Nothing to do, and no atomic operation, if
+ * none wait. */
 void psync_event_wake(struct psync_event *ev, bool all);
 
 /*
@@ -105,7 +108,14 @@ struct psync_efd {
 	bool ready; /* what the descriptor says now */
 };
 
-#define PSYNC_EFD_NONE { .fd = -1, .ready = false }
+/* psync_efd_none: no descriptor yet. */
+static inline struct psync_efd
+psync_efd_none(void)
+{
+	struct psync_efd e = { .fd = -1, .ready = false };
+
+	return e;
+}
 
 /* psync_efd_open: creates the eventfd, readable if ready.  Returns 0, or
  * -1 with errno EMFILE, ENFILE or ENOMEM. */

@@ -42,6 +42,7 @@ struct pipe {
 	size_t size;               /* slots allocated in ring */
 	size_t head;
 	size_t len;
+	size_t taken;              /* read since the last shrink check */
 	int error;                 /* first error set, or 0 */
 	bool eof;               /* EOF sent or write end closed */
 	unsigned refs;          /* open ends + notifier calls in flight */
@@ -194,10 +195,19 @@ ring_reserve(struct pipe *pp, size_t n)
 	return ring_resize(pp, newsize);
 }
 
-/* Gives back memory after a burst: memory follows what is held. */
+/*
+ * Gives back memory after a burst: once per ring's worth of reads, if the
+ * pipe then holds at most a quarter of its ring.  Checking only that
+ * often keeps a busy pipe whose fill swings from empty to full from
+ * resizing at every swing, while memory still follows what is held.
+ */
 static void
-ring_shrink(struct pipe *pp)
+ring_shrink(struct pipe *pp, size_t n)
 {
+	pp->taken += n;
+	if (pp->taken < pp->size)
+		return;
+	pp->taken = 0;
 	if (pp->size > 4 * RING_MIN && pp->len <= pp->size / 4)
 		(void)ring_resize(pp, pp->size / 2); /* kept as is if not */
 }
@@ -286,8 +296,8 @@ polypipe_create(size_t capacity, polypipe **rd, polypipe **wr)
 	}
 	pp->capacity = capacity;
 	pp->refs = 2;
-	pp->rd = (struct polypipe){ .reader = true, .efd = PSYNC_EFD_NONE };
-	pp->wr = (struct polypipe){ .efd = PSYNC_EFD_NONE };
+	pp->rd = (struct polypipe){ .reader = true, .efd = psync_efd_none() };
+	pp->wr = (struct polypipe){ .efd = psync_efd_none() };
 	*rd = &pp->rd;
 	*wr = &pp->wr;
 	return 0;
@@ -350,7 +360,7 @@ polypipe_read_many(polypipe *rd, void **msgs, size_t max, int timeout_ms)
 	n = pp->len < max ? pp->len : max;
 	for (i = 0; i < n; i++)
 		msgs[i] = ring_pop(pp);
-	ring_shrink(pp);
+	ring_shrink(pp, n);
 	psync_event_wake(&pp->writers, n > 1);
 	pipe_unlock_fire(pp, pipe_changed(pp, before), 0);
 	return (ssize_t)n;

@@ -67,7 +67,7 @@ polyclient_create(size_t capacity)
 	cl->theirs = (polyendpoint){ .rd = c2s_rd, .wr = s2c_wr };
 	cl->attempt.cl = cl;
 	cl->refs = 1;
-	cl->efd = (struct psync_efd)PSYNC_EFD_NONE;
+	cl->efd = psync_efd_none();
 	return cl;
 
 fail_s2c:

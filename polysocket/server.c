@@ -43,7 +43,7 @@ polyserver_create(void)
 		return NULL;
 	srv->backlog = SIZE_MAX;
 	srv->refs = 1;
-	srv->efd = (struct psync_efd)PSYNC_EFD_NONE;
+	srv->efd = psync_efd_none();
 	return srv;
 }
 
