@@ -98,11 +98,11 @@ pin_to_cpu(int cpu)
 struct options {
 	bool quick;
 	unsigned rounds;
-	unsigned trial_ms;  /* aimed-at length of one trial */
-	unsigned budget_s;  /* no new round after this, once 3 are done */
+	unsigned trial_ms; /* aimed-at length of one trial */
+	unsigned budget_s; /* no new round after this, once 3 are done */
 	unsigned watchdog_s;
-	unsigned idle_ms;   /* for the blocked-thread CPU measurement */
-	unsigned spin_ms;   /* let the spin window pass first */
+	unsigned idle_ms; /* for the blocked-thread CPU measurement */
+	unsigned spin_ms; /* let the spin window pass first */
 };
 
 static void
@@ -197,9 +197,11 @@ watchdog(void *arg)
 		d = atomic_load(&wd_deadline);
 		if (d != 0 && now_ns() > d) {
 			fflush(stdout);
-			fprintf(stderr, "bench: WATCHDOG: %s did not finish "
+			fprintf(stderr,
+			        "bench: WATCHDOG: %s did not finish "
 			        "in time: a message was lost or a thread "
-			        "never woke up\n", wd_what);
+			        "never woke up\n",
+			        wd_what);
 			_exit(3);
 		}
 	}
@@ -207,7 +209,7 @@ watchdog(void *arg)
 }
 
 static void wd_arm(unsigned seconds, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static void
 wd_arm(unsigned seconds, const char *fmt, ...)
@@ -299,11 +301,15 @@ static int cpu_a = -1, cpu_b = -1;
 static uint64_t checked_total;
 
 static const unsigned wl_caps[WL_COUNT] = {
-	CAP_SINGLE, CAP_SINGLE, CAP_BATCH, CAP_MPMC,
+	CAP_SINGLE,
+	CAP_SINGLE,
+	CAP_BATCH,
+	CAP_MPMC,
 };
 
 static const char *const place_name[NPLACES] = {
-	"different CPUs", "same CPU",
+	"different CPUs",
+	"same CPU",
 };
 
 static void
@@ -465,9 +471,10 @@ static const struct section sections[] = {
 	{ WL_PINGPONG, true, "ping-pong round trip, p99, us", "polypipe" },
 	{ WL_STREAM, false,
 	  "streaming 1 -> 1, capacity 1024, M msg/s (ratios of rates: > 1 "
-	  "faster)", "polypipe" },
-	{ WL_BATCH, false,
-	  "batched streaming 1 -> 1, 64 per call, M msg/s", "polypipe batch" },
+	  "faster)",
+	  "polypipe" },
+	{ WL_BATCH, false, "batched streaming 1 -> 1, 64 per call, M msg/s",
+	  "polypipe batch" },
 	{ WL_MPMC, false,
 	  "MPMC, 4 producers -> 4 consumers through one channel, M msg/s",
 	  "polypipe" },
@@ -480,8 +487,7 @@ print_value(const struct section *s, const struct cell *c)
 	double scale = s->w == WL_PINGPONG ? 1e-3 : 1e-6;
 	double m = median(v, c->n) * scale;
 
-	printf(m < 9999.5 ? "%8.2f %4.0f" : "%8.0f %4.0f", m,
-	       spread(v, c->n));
+	printf(m < 9999.5 ? "%8.2f %4.0f" : "%8.0f %4.0f", m, spread(v, c->n));
 }
 
 static void
@@ -510,8 +516,8 @@ print_row(const struct section *s, const struct transport *t)
 		}
 		print_value(s, c);
 		print_ratio(ratio(c, cell_find(s->w, s->ref, p), s->p99));
-		print_ratio(ratio(c, cell_find(s->w, "condvar ring", p),
-		                  s->p99));
+		print_ratio(
+		    ratio(c, cell_find(s->w, "condvar ring", p), s->p99));
 	}
 	printf("\n");
 }
@@ -523,8 +529,8 @@ print_table(void)
 	size_t i;
 	int p;
 
-	printf("\n%-20s   %-28s   %s\n", "", cpu_b < 0 ? "(one CPU only)" :
-	       "different CPUs", "same CPU");
+	printf("\n%-20s   %-28s   %s\n", "",
+	       cpu_b < 0 ? "(one CPU only)" : "different CPUs", "same CPU");
 	printf("%-20s", "  transport");
 	for (p = 0; p < NPLACES; p++)
 		printf("   %8s %4s %5s %5s", "value", "+-%", "/pp", "/cv");
@@ -567,8 +573,8 @@ target(const char *what, double measured, bool le, double limit,
 			verdict = "FAIL";
 			failed++;
 		}
-		snprintf(m, sizeof m, strcmp(unit, "B") == 0 ? "%.0f" :
-		         "%.2f", measured);
+		snprintf(m, sizeof m, strcmp(unit, "B") == 0 ? "%.0f" : "%.2f",
+		         measured);
 	}
 	printf("%s  %-44s %8s %-2s  (%s %g)\n", verdict, what, m, unit,
 	       le ? "<=" : ">=", limit);
@@ -583,9 +589,10 @@ print_targets(const struct options *o, double idle_ms,
 
 	printf("\ntargets: this run, threads on two CPUs unless said, "
 	       "medians of per-round\nratios (x):\n");
-#define STREAM_VS(name, lim)                                                 \
-	target("streaming: polypipe / " name, ratio(pp,                      \
-	       cell_find(WL_STREAM, name, DIFF_CPU), false), false, lim, "x")
+#define STREAM_VS(name, lim)                                                  \
+	target("streaming: polypipe / " name,                                 \
+	       ratio(pp, cell_find(WL_STREAM, name, DIFF_CPU), false), false, \
+	       lim, "x")
 #ifdef HAVE_ZMQ
 	STREAM_VS("zeromq inproc", 2);
 #else
@@ -602,7 +609,8 @@ print_targets(const struct options *o, double idle_ms,
 	target("ping-pong median: polypipe / spsc busy-wait",
 	       ratio(cell_find(WL_PINGPONG, "polypipe", DIFF_CPU),
 	             cell_find(WL_PINGPONG, "spsc busy-wait", DIFF_CPU),
-	             false), true, 5, "x");
+	             false),
+	       true, 5, "x");
 	snprintf(what, sizeof what, "blocked reader: CPU per idle second%s",
 	         o->quick ? " (scaled)" : "");
 	target(what, idle_ms, true, 10, "ms");
@@ -617,8 +625,8 @@ print_targets(const struct options *o, double idle_ms,
 	target("MPMC 4x4 / 1x1 streaming, polypipe",
 	       ratio(cell_find(WL_MPMC, "polypipe", DIFF_CPU), pp, false),
 	       false, 0.5, "x");
-	target("memory: idle pipe", m->counted ? (double)m->idle : NAN,
-	       true, 256, "B");
+	target("memory: idle pipe", m->counted ? (double)m->idle : NAN, true,
+	       256, "B");
 	snprintf(what, sizeof what, "memory: n buffered, worst n = %zu",
 	         m->worst_n);
 	target(what, m->counted ? (double)m->worst_held : NAN, true,
@@ -672,12 +680,14 @@ print_header(const struct options *o)
 	size_t i;
 
 	printf("polysocket bench: %s run, %u rounds of %u ms trials; CPUs "
-	       "%d and %d of %u online\n", o->quick ? "quick" : "full",
-	       o->rounds, o->trial_ms, cpu_a, cpu_b, ncpus_online);
+	       "%d and %d of %u online\n",
+	       o->quick ? "quick" : "full", o->rounds, o->trial_ms, cpu_a,
+	       cpu_b, ncpus_online);
 	if (cpu_b < 0)
 		printf("only one CPU is allowed: no different-CPU rows\n");
 	printf("clock_gettime: %.0f ns per call, one in every ping-pong "
-	       "sample\n", clock_cost_ns());
+	       "sample\n",
+	       clock_cost_ns());
 	printf("rows:\n");
 	for (i = 0; transports[i] != NULL; i++)
 		printf("  %-18s %s\n", transports[i]->name,
@@ -690,8 +700,8 @@ print_header(const struct options *o)
 #endif
 	printf("capacity: %d messages; pipe(2) holds %zu, socketpair %zu "
 	       "(its kernel\nbuffer decides); nng also runs its own unpinned "
-	       "threads.\n", CAPACITY,
-	       transport_capacity(transport_find("pipe(2)")),
+	       "threads.\n",
+	       CAPACITY, transport_capacity(transport_find("pipe(2)")),
 	       transport_capacity(transport_find("socketpair")));
 	fflush(stdout);
 }
@@ -712,8 +722,9 @@ measure_idle(const struct options *o)
 	printf("\nidle: a reader blocked on an empty pipe used %.3f ms of CPU "
 	       "in %u ms\n  (%.3f ms in the first %u ms, the spin window); "
 	       "a writer blocked on a\n  full pipe used %.3f ms (%.3f ms in "
-	       "the first %u ms)\n", rd / 1e6, o->idle_ms, rd_spin / 1e6,
-	       o->spin_ms, wr / 1e6, wr_spin / 1e6, o->spin_ms);
+	       "the first %u ms)\n",
+	       rd / 1e6, o->idle_ms, rd_spin / 1e6, o->spin_ms, wr / 1e6,
+	       wr_spin / 1e6, o->spin_ms);
 	return rd / 1e6 * 1000 / o->idle_ms;
 }
 
@@ -735,28 +746,31 @@ run_rounds(const struct options *o, uint64_t t_start)
 	while (rounds_done < o->rounds) {
 		/* A loaded machine stretches every trial: rather fewer
 		 * rounds than a run that outlasts its budget. */
-		if (rounds_done >= 3 && lr1.wall - (double)t_start / 1e9 +
-		                        (lr1.wall - lr0.wall) > o->budget_s) {
+		if (rounds_done >= 3 &&
+		    lr1.wall - (double)t_start / 1e9 + (lr1.wall - lr0.wall) >
+		        o->budget_s) {
 			printf("(stopped after %u rounds: one more would pass "
-			       "the %u s budget)\n", rounds_done, o->budget_s);
+			       "the %u s budget)\n",
+			       rounds_done, o->budget_s);
 			break;
 		}
 		load_sample(&lr0);
 		for (i = 0; i < ncells; i++) {
 			c = &cells[i];
 			cell_trial(c, c->count, o->watchdog_s, &r);
-			c->v[rounds_done] = c->w == WL_PINGPONG ? r.median :
-			                                          r.rate;
+			c->v[rounds_done] =
+			    c->w == WL_PINGPONG ? r.median : r.rate;
 			c->p99[rounds_done] = r.p99;
 			c->n = rounds_done + 1;
 		}
 		load_sample(&lr1);
 		load_other(&lr0, &lr1, &other, &steal);
 		round_other[rounds_done++] = other;
-		fprintf(stderr, "bench: round %u/%u done, %.0f s; other "
-		        "processes used %.0f%% of the CPUs\n", rounds_done,
-		        o->rounds, (double)(now_ns() - t_start) / 1e9,
-		        100 * other);
+		fprintf(stderr,
+		        "bench: round %u/%u done, %.0f s; other "
+		        "processes used %.0f%% of the CPUs\n",
+		        rounds_done, o->rounds,
+		        (double)(now_ns() - t_start) / 1e9, 100 * other);
 	}
 }
 
@@ -778,8 +792,8 @@ print_load(const struct load *l0, const struct load *l1)
 	       "CPUs during the run\n  (median round %.0f%%; %u of %u "
 	       "rounds above 5%%), the hypervisor stole %.0f%%.\n",
 	       100 * other, ncpus_online,
-	       100 * median(round_other, rounds_done), disturbed,
-	       rounds_done, 100 * steal);
+	       100 * median(round_other, rounds_done), disturbed, rounds_done,
+	       100 * steal);
 	if (other > 0.05 || steal > 0.05)
 		printf("  Another process used the CPU: absolute numbers are "
 		       "low and noisy; ratios\n  within a round hold "
@@ -827,11 +841,13 @@ main(int argc, char **argv)
 	print_table();
 	print_load(&l0, &l1);
 	printf("checked: %llu messages, each by sequence number; %llu "
-	       "errors\n", (unsigned long long)checked_total,
+	       "errors\n",
+	       (unsigned long long)checked_total,
 	       (unsigned long long)atomic_load(&bench_errors));
 	print_targets(&o, idle, &mem);
 	transports_fini();
-	printf("run %s (%.0f s)\n", atomic_load(&bench_errors) ? "INVALID" :
-	       "valid", (double)(now_ns() - t_start) / 1e9);
+	printf("run %s (%.0f s)\n",
+	       atomic_load(&bench_errors) ? "INVALID" : "valid",
+	       (double)(now_ns() - t_start) / 1e9);
 	return atomic_load(&bench_errors) ? 1 : 0;
 }

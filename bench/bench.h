@@ -63,10 +63,10 @@ extern const char *const workload_name[WL_COUNT];
 #define MPMC_THREADS 4
 
 struct trial_result {
-	double ns;       /* wall time of the trial */
-	double median;   /* ping-pong: round trip, ns */
-	double p99;      /* ping-pong: 99th percentile, ns */
-	double rate;     /* messages per second */
+	double ns;        /* wall time of the trial */
+	double median;    /* ping-pong: round trip, ns */
+	double p99;       /* ping-pong: 99th percentile, ns */
+	double rate;      /* messages per second */
 	uint64_t checked; /* messages whose sequence number was checked */
 };
 
@@ -95,15 +95,15 @@ struct mem_report {
 	long one_unbounded;
 	long worst_excess; /* max of mem(n) - (256 + 8 n) over the n tested */
 	size_t worst_n;
-	long worst_held;   /* mem(worst_n) */
-	long leaked;       /* live after closing both ends */
+	long worst_held; /* mem(worst_n) */
+	long leaked;     /* live after closing both ends */
 };
 void memory_measure(struct mem_report *r, bool print);
 
 /* bench.c */
 extern _Atomic uint64_t bench_errors;
 void bench_die(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2), noreturn));
+    __attribute__((format(printf, 1, 2), noreturn));
 void bench_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 uint64_t now_ns(void);
 void pin_to_cpu(int cpu);

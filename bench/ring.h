@@ -97,8 +97,8 @@ spsc_push(struct spsc *r, void *const *v, size_t n)
 
 	while (room == 0) {
 		spsc_pause(&spins);
-		r->head_seen = atomic_load_explicit(&r->head,
-		                                    memory_order_acquire);
+		r->head_seen =
+		    atomic_load_explicit(&r->head, memory_order_acquire);
 		room = r->mask + 1 - (tail - r->head_seen);
 	}
 	if (n > room)
@@ -120,8 +120,8 @@ spsc_pop(struct spsc *r, void **v, size_t max)
 
 	while (avail == 0) {
 		spsc_pause(&spins);
-		r->tail_seen = atomic_load_explicit(&r->tail,
-		                                    memory_order_acquire);
+		r->tail_seen =
+		    atomic_load_explicit(&r->tail, memory_order_acquire);
 		avail = r->tail_seen - head;
 	}
 	if (max > avail)

@@ -580,10 +580,10 @@ ng_open(struct chan *c, size_t capacity)
 	ng_check(nng_pair1_open(&n->rx), "nng_pair1_open");
 	ng_check(nng_pair1_open(&n->tx), "nng_pair1_open");
 	/* As for ZeroMQ: the two buffers together make the capacity. */
-	ng_check(nng_socket_set_int(n->rx, NNG_OPT_RECVBUF,
-	                             (int)capacity / 2), "recv-buffer");
-	ng_check(nng_socket_set_int(n->tx, NNG_OPT_SENDBUF,
-	                             (int)capacity / 2), "send-buffer");
+	ng_check(nng_socket_set_int(n->rx, NNG_OPT_RECVBUF, (int)capacity / 2),
+	         "recv-buffer");
+	ng_check(nng_socket_set_int(n->tx, NNG_OPT_SENDBUF, (int)capacity / 2),
+	         "send-buffer");
 	snprintf(name, sizeof name, "inproc://bench-nng-%u", endpoint_seq++);
 	ng_check(nng_listen(n->rx, name, NULL, 0), "nng_listen");
 	ng_check(nng_dial(n->tx, name, NULL, 0), "nng_dial");

@@ -33,7 +33,10 @@ msg_make(unsigned producer, uint64_t seq)
 }
 
 const char *const workload_name[WL_COUNT] = {
-	"ping-pong", "streaming", "batched streaming", "MPMC 4x4",
+	"ping-pong",
+	"streaming",
+	"batched streaming",
+	"MPMC 4x4",
 };
 
 struct trial {
@@ -76,11 +79,10 @@ mix(uint64_t x)
 }
 
 static void
-bad_message(const struct trial *tr, const char *what, uint64_t want,
-            void *got)
+bad_message(const struct trial *tr, const char *what, uint64_t want, void *got)
 {
-	bench_error("%s, %s: %s: expected %#llx, got %#llx",
-	            tr->t->name, workload_name[tr->w], what,
+	bench_error("%s, %s: %s: expected %#llx, got %#llx", tr->t->name,
+	            workload_name[tr->w], what,
 	            (unsigned long long)(uintptr_t)msg_make(0, want),
 	            (unsigned long long)(uintptr_t)got);
 }
@@ -304,12 +306,13 @@ spawn(struct worker *wk, void *(*fn)(void *))
 }
 
 void
-run_trial(enum workload w, const struct transport *t, int cpu_tx,
-          int cpu_rx, uint64_t count, struct trial_result *res)
+run_trial(enum workload w, const struct transport *t, int cpu_tx, int cpu_rx,
+          uint64_t count, struct trial_result *res)
 {
 	struct worker wk[2 * MPMC_THREADS];
-	struct trial tr = { .w = w, .t = t, .count = count,
-		            .nprod = 1, .ncons = 1 };
+	struct trial tr = {
+		.w = w, .t = t, .count = count, .nprod = 1, .ncons = 1
+	};
 	uint64_t start = UINT64_MAX, end = 0;
 	unsigned i, n;
 

@@ -41,8 +41,8 @@ struct client {
 	pthread_t thread;
 	int id;
 	enum { SYNC, ASYNC, REFUSED } kind;
-	int correct;   /* replies that were right */
-	int error;     /* errno of the first failure, or 0 */
+	int correct; /* replies that were right */
+	int error;   /* errno of the first failure, or 0 */
 };
 
 static void
@@ -99,8 +99,8 @@ client_main(void *arg)
 		c->error = errno;
 		return NULL;
 	}
-	if (polyclient_connect_name(cl, c->kind == REFUSED ? "admin"
-	                                                   : "calc") < 0)
+	if (polyclient_connect_name(cl,
+	                            c->kind == REFUSED ? "admin" : "calc") < 0)
 		goto fail;
 	if (c->kind == ASYNC) {
 		/* Write at once: the requests wait in the pipe until the
@@ -193,7 +193,7 @@ main(void)
 	for (i = 0; i < CLIENTS; i++) {
 		clients[i] = (struct client){
 			.id = i + 1,
-			.kind = i < SYNC_CLIENTS       ? SYNC
+			.kind = i < SYNC_CLIENTS    ? SYNC
 			        : i == SYNC_CLIENTS ? ASYNC
 			                            : REFUSED,
 		};
@@ -260,11 +260,13 @@ main(void)
 			       strerror(c->error));
 		} else {
 			ok = c->error == 0 && c->correct == REQUESTS;
-			printf("  client %d (%s): %d of %d replies correct%s%s\n",
-			       c->id, c->kind == SYNC ? "waited for accept"
-			                              : "asynchronous",
-			       c->correct, REQUESTS, c->error ? ", error: " : "",
-			       c->error ? strerror(c->error) : "");
+			printf(
+			    "  client %d (%s): %d of %d replies correct%s%s\n",
+			    c->id,
+			    c->kind == SYNC ? "waited for accept"
+			                    : "asynchronous",
+			    c->correct, REQUESTS, c->error ? ", error: " : "",
+			    c->error ? strerror(c->error) : "");
 		}
 		failures += !ok;
 	}

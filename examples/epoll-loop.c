@@ -195,8 +195,8 @@ main(void)
 			if (source_take(src))
 				continue;
 			printf("  source %d (%s): %ju numbers, then EOF\n",
-			       src->id, src->id <= PRODUCERS ? "pipe"
-			                                     : "connection",
+			       src->id,
+			       src->id <= PRODUCERS ? "pipe" : "connection",
 			       (uintmax_t)src->next);
 			unwatch(epfd, src->fd);
 			if (src->id <= PRODUCERS)

@@ -186,8 +186,8 @@ main(void)
 		die("event_base_new");
 	if (lp.srv == NULL || (afd = polyserver_accept_fd(lp.srv)) < 0)
 		die("server");
-	lp.accept_ev = event_new(lp.base, afd, EV_READ | EV_PERSIST,
-	                         on_acceptable, &lp);
+	lp.accept_ev =
+	    event_new(lp.base, afd, EV_READ | EV_PERSIST, on_acceptable, &lp);
 	if (lp.accept_ev == NULL || event_add(lp.accept_ev, NULL) < 0)
 		die("event_new");
 	for (i = 0; i < SOURCES; i++) {

@@ -210,8 +210,8 @@ main(void)
 
 	module_stop(&upper2);
 	module_stop(&reverse);
-	if (upper.error || upper2.error || reverse.error ||
-	    upper.calls != 1 || upper2.calls != 1 || reverse.calls != 1) {
+	if (upper.error || upper2.error || reverse.error || upper.calls != 1 ||
+	    upper2.calls != 1 || reverse.calls != 1) {
 		fprintf(stderr, "the modules did not serve as expected\n");
 		return 1;
 	}

@@ -213,7 +213,7 @@ main(void)
 		}
 	}
 	polyserver_close(srv);
-	printf("ok: %d sources, %d numbers each, %d select() calls\n",
-	       SOURCES, MESSAGES, calls);
+	printf("ok: %d sources, %d numbers each, %d select() calls\n", SOURCES,
+	       MESSAGES, calls);
 	return 0;
 }

@@ -139,8 +139,8 @@ main(void)
 	    polypipe_set_destructor(res_rd, free_msg, NULL) < 0)
 		die("polypipe_create");
 	col.results = res_rd;
-	if ((errno = pthread_create(&col.thread, NULL, collector_main,
-	                            &col)) != 0)
+	if ((errno =
+	         pthread_create(&col.thread, NULL, collector_main, &col)) != 0)
 		die("pthread_create");
 	for (i = 0; i < WORKERS; i++) {
 		workers[i].jobs = jobs_rd;
@@ -187,9 +187,10 @@ main(void)
 	polypipe_close(res_rd);
 	polypipe_close(res_wr);
 	if (once != JOBS || col.wrong != 0 || col.error != 0 || failed) {
-		fprintf(stderr, "FAILED: %d of %d results once, %d wrong, "
-		        "%d workers failed%s%s\n", once, JOBS, col.wrong,
-		        failed, col.error ? ", " : "",
+		fprintf(stderr,
+		        "FAILED: %d of %d results once, %d wrong, "
+		        "%d workers failed%s%s\n",
+		        once, JOBS, col.wrong, failed, col.error ? ", " : "",
 		        col.error ? strerror(col.error) : "");
 		return 1;
 	}

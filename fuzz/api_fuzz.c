@@ -42,31 +42,55 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define MAX_CALLS 200  /* per input: bounds run time and the model's rings */
-#define MAX_BATCH 8    /* messages per read_many / write_many */
-#define NSPIPE 3       /* free-standing pipes */
+#define MAX_CALLS 200 /* per input: bounds run time and the model's rings */
+#define MAX_BATCH 8   /* messages per read_many / write_many */
+#define NSPIPE 3      /* free-standing pipes */
 #define NSRV 2
 #define NCLI 3
-#define NEP 4          /* endpoints accepted and held by the harness */
+#define NEP 4 /* endpoints accepted and held by the harness */
 /* Model pipes alive at once: each client has two, and the accepted
  * endpoints keep theirs after the client is closed. */
 #define NPOOL (NSPIPE + 2 * (NCLI + NEP))
 #define NHANDLE (2 * (NSPIPE + NCLI + NEP))
-#define QMAX 2048      /* model ring size: more than can ever be written */
+#define QMAX 2048 /* model ring size: more than can ever be written */
 #define NNAMES 6
 #define NO_ERRNO 12345 /* errno before each call: failures must set it */
 
-_Static_assert(MAX_CALLS * MAX_BATCH < QMAX, "a model ring never fills");
+_Static_assert(MAX_CALLS *MAX_BATCH < QMAX, "a model ring never fills");
 
 enum op {
-	OP_PIPE_CREATE, OP_PIPE_CLOSE, OP_READ, OP_WRITE, OP_READ_MANY,
-	OP_WRITE_MANY, OP_WRITE_EOF, OP_SET_ERROR, OP_QUERY, OP_PIPE_FD,
-	OP_PIPE_NOTIFY, OP_DESTRUCTOR,
-	OP_SRV_CREATE, OP_SRV_CLOSE, OP_BACKLOG, OP_ACCEPT, OP_ACCEPT_MANY,
-	OP_REFUSE, OP_PENDING, OP_ACCEPT_FD, OP_ACCEPT_NOTIFY, OP_BIND,
+	OP_PIPE_CREATE,
+	OP_PIPE_CLOSE,
+	OP_READ,
+	OP_WRITE,
+	OP_READ_MANY,
+	OP_WRITE_MANY,
+	OP_WRITE_EOF,
+	OP_SET_ERROR,
+	OP_QUERY,
+	OP_PIPE_FD,
+	OP_PIPE_NOTIFY,
+	OP_DESTRUCTOR,
+	OP_SRV_CREATE,
+	OP_SRV_CLOSE,
+	OP_BACKLOG,
+	OP_ACCEPT,
+	OP_ACCEPT_MANY,
+	OP_REFUSE,
+	OP_PENDING,
+	OP_ACCEPT_FD,
+	OP_ACCEPT_NOTIFY,
+	OP_BIND,
 	OP_SHUTDOWN,
-	OP_CLI_CREATE, OP_CLI_CLOSE, OP_CONNECT, OP_CONNECT_NAME, OP_ENDPOINT,
-	OP_ENDPOINT_ASYNC, OP_CONNECT_FD, OP_CONNECT_NOTIFY, OP_EP_CLOSE,
+	OP_CLI_CREATE,
+	OP_CLI_CLOSE,
+	OP_CONNECT,
+	OP_CONNECT_NAME,
+	OP_ENDPOINT,
+	OP_ENDPOINT_ASYNC,
+	OP_CONNECT_FD,
+	OP_CONNECT_NOTIFY,
+	OP_EP_CLOSE,
 	NOPS
 };
 
@@ -81,41 +105,41 @@ enum { RD, WR };
 struct mpipe {
 	bool used;
 	size_t cap;
-	int q[QMAX];          /* buffered messages, q[head] oldest */
+	int q[QMAX]; /* buffered messages, q[head] oldest */
 	size_t head, len;
-	bool eof;             /* EOF sent or write end closed */
-	int error;            /* first error set, or 0 */
-	bool closed[2];       /* by end */
-	int dtor;             /* destructor argument id, or -1: none */
-	bool notify[2];       /* a counting notifier is set on the end */
-	bool once[2];         /* it removes itself from inside its call */
-	polypipe *endp[2];    /* the end it was set on */
-	unsigned calls[2];    /* notifier calls made by the library */
-	unsigned want[2];     /* notifier calls the model expects */
-	int fd[2];            /* descriptor handed out, or -1 */
+	bool eof;          /* EOF sent or write end closed */
+	int error;         /* first error set, or 0 */
+	bool closed[2];    /* by end */
+	int dtor;          /* destructor argument id, or -1: none */
+	bool notify[2];    /* a counting notifier is set on the end */
+	bool once[2];      /* it removes itself from inside its call */
+	polypipe *endp[2]; /* the end it was set on */
+	unsigned calls[2]; /* notifier calls made by the library */
+	unsigned want[2];  /* notifier calls the model expects */
+	int fd[2];         /* descriptor handed out, or -1 */
 };
 
 enum cstate { IDLE, PENDING, ACCEPTED, REFUSED };
 
 struct msrv {
-	polyserver *h;        /* NULL: slot free */
+	polyserver *h; /* NULL: slot free */
 	bool shut;
-	bool refusing;        /* until the next accept call */
+	bool refusing; /* until the next accept call */
 	size_t backlog;
-	int q[NCLI];          /* pending clients, oldest first */
+	int q[NCLI]; /* pending clients, oldest first */
 	int nq;
-	int name;             /* index into the names, or -1 */
+	int name; /* index into the names, or -1 */
 	bool notify, once;
 	unsigned calls, want;
 	int fd;
 };
 
 struct mcli {
-	polyclient *h;        /* NULL: slot free */
+	polyclient *h; /* NULL: slot free */
 	enum cstate state;
-	int srv;              /* while PENDING */
-	int c2s, s2c;         /* model pipes: to and from the server */
-	polyendpoint mine;    /* once have_mine: the client's ends */
+	int srv;           /* while PENDING */
+	int c2s, s2c;      /* model pipes: to and from the server */
+	polyendpoint mine; /* once have_mine: the client's ends */
 	bool have_mine;
 	bool notify, once;
 	unsigned calls, want;
@@ -124,16 +148,16 @@ struct mcli {
 
 static struct mpipe pool[NPOOL];
 static struct {
-	polypipe *end[2];     /* NULL once closed */
-	int pipe;             /* in pool, or -1: slot free */
+	polypipe *end[2]; /* NULL once closed */
+	int pipe;         /* in pool, or -1: slot free */
 } spipes[NSPIPE];
 static struct msrv servers[NSRV];
 static struct mcli clients[NCLI];
 static struct {
-	polyendpoint ep;      /* rd: c2s's read end; wr: s2c's write end */
+	polyendpoint ep; /* rd: c2s's read end; wr: s2c's write end */
 	int c2s, s2c;
-} eps[NEP];                   /* slot free while both ends are NULL */
-static int name_owner[3];     /* server bound to each valid name, or -1 */
+} eps[NEP];               /* slot free while both ends are NULL */
+static int name_owner[3]; /* server bound to each valid name, or -1 */
 
 /* Destructor calls, each arg id * 256 + message, compared as multisets
  * after every call: SPEC.md fixes which messages, not their order. */
@@ -165,9 +189,9 @@ static unsigned call_no;
 static bool trace;
 
 static void fail(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2), noreturn));
+    __attribute__((format(printf, 1, 2), noreturn));
 static void describe(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
+    __attribute__((format(printf, 1, 2)));
 
 static void
 fail(const char *fmt, ...)
@@ -251,7 +275,8 @@ pipe_notified(struct mpipe *m, int side)
 		fail("read notifier called while a read would wait");
 	if (m->fd[side] >= 0 && !fd_readable(m->fd[side]))
 		fail("%s notifier called while its descriptor is not "
-		     "readable", side == RD ? "read" : "write");
+		     "readable",
+		     side == RD ? "read" : "write");
 }
 
 static void
@@ -302,7 +327,8 @@ on_decided(void *arg)
 		fail("connect notifier: endpoint changed");
 	if (r != 0 && e != ECONNREFUSED)
 		fail("connect notifier: polyclient_endpoint(cl, &ep, 0) "
-		     "failed with errno %d (%s)", e, strerror(e));
+		     "failed with errno %d (%s)",
+		     e, strerror(e));
 	if (r != 0 && c->have_mine &&
 	    (polypipe_get_error(c->mine.rd) == 0 ||
 	     polypipe_get_error(c->mine.wr) == 0))
@@ -477,8 +503,8 @@ model_snapshot(void)
 
 	for (i = 0; i < NPOOL; i++)
 		for (side = RD; side <= WR; side++)
-			snap[i][side] = pool[i].used &&
-			                mp_ready(&pool[i], side);
+			snap[i][side] =
+			    pool[i].used && mp_ready(&pool[i], side);
 }
 
 /* Pipe notifiers fire on each transition of their side to "would not
@@ -594,9 +620,9 @@ model_accept(struct msrv *v, int k, polyendpoint ep)
  * the accepted endpoints, in that order. */
 struct hnd {
 	polypipe *p;
-	int pipe;             /* in pool */
+	int pipe; /* in pool */
 	int side;
-	polypipe **owner;     /* the harness's copy; NULL: the client's */
+	polypipe **owner; /* the harness's copy; NULL: the client's */
 };
 
 static bool
@@ -1008,7 +1034,10 @@ static void
 op_query(const uint8_t *a)
 {
 	static const char *const fn[] = {
-		"length", "capacity", "eof", "get_error",
+		"length",
+		"capacity",
+		"eof",
+		"get_error",
 	};
 	int h = a[0] % NHANDLE, which = a[2] % 4;
 	const struct mpipe *m = NULL;
@@ -1100,15 +1129,17 @@ op_pipe_notify(const uint8_t *a)
 		return;
 	m = &pool[hd.pipe];
 	describe("polypipe_set_%s_notify(%s, %s)", fn, hname(h),
-	         !set ? "NULL" : once ? "once" : "count");
+	         !set   ? "NULL"
+	         : once ? "once"
+	                : "count");
 	if (hd.side == side) {
 		m->endp[side] = hd.p; /* for the callback's own checks */
 		m->once[side] = once;
 	}
 	errno = NO_ERRNO;
 	if (side == RD)
-		r = polypipe_set_read_notify(hd.p,
-		                             set ? on_read_ready : NULL, m);
+		r = polypipe_set_read_notify(hd.p, set ? on_read_ready : NULL,
+		                             m);
 	else
 		r = polypipe_set_write_notify(hd.p,
 		                              set ? on_write_ready : NULL, m);
@@ -1143,8 +1174,7 @@ op_destructor(const uint8_t *a)
 	describe("polypipe_set_destructor(%s, %s, %d)", hname(h),
 	         set ? "log" : "NULL", id);
 	errno = NO_ERRNO;
-	r = polypipe_set_destructor(hd.p, set ? on_dtor : NULL,
-	                            &dtor_ids[id]);
+	r = polypipe_set_destructor(hd.p, set ? on_dtor : NULL, &dtor_ids[id]);
 	e = errno;
 	expect(r, e, 0, 0);
 	pool[hd.pipe].dtor = set ? id : -1; /* the last one set wins */
@@ -1256,8 +1286,8 @@ static void
 check_new_ep(const polyendpoint *ep)
 {
 	if (ep->rd == NULL || ep->wr == NULL || ep->rd == ep->wr ||
-	    ep->rd == SENTINEL || ep->wr == SENTINEL ||
-	    known_pipe(ep->rd) || known_pipe(ep->wr))
+	    ep->rd == SENTINEL || ep->wr == SENTINEL || known_pipe(ep->rd) ||
+	    known_pipe(ep->wr))
 		fail("accepted endpoint {%p, %p} is not a new one",
 		     (void *)ep->rd, (void *)ep->wr);
 }
@@ -1293,8 +1323,7 @@ do_accept(const uint8_t *a, bool many)
 		                      mode == M_NULL_ARG ? NULL : got,
 		                      mode == M_BAD_ARG ? -2 : 0);
 	e = errno;
-	if (v == NULL || mode == M_NULL_ARG || mode == M_BAD_ARG ||
-	    max == 0) {
+	if (v == NULL || mode == M_NULL_ARG || mode == M_BAD_ARG || max == 0) {
 		want = -1;
 		werr = EINVAL;
 	} else {
@@ -1420,7 +1449,9 @@ op_accept_notify(const uint8_t *a)
 	if (v == NULL)
 		return;
 	describe("polyserver_set_accept_notify(srv%d, %s)", srv_index(v),
-	         !set ? "NULL" : once ? "once" : "count");
+	         !set   ? "NULL"
+	         : once ? "once"
+	                : "count");
 	v->once = once;
 	errno = NO_ERRNO;
 	r = polyserver_set_accept_notify(v->h, set ? on_accept_ready : NULL,
@@ -1505,7 +1536,9 @@ static const char *
 cname(const struct mcli *c)
 {
 	static const char *const names[NCLI] = {
-		"client0", "client1", "client2",
+		"client0",
+		"client1",
+		"client2",
 	};
 
 	return c == NULL ? "NULL" : names[cli_index(c)];
@@ -1607,9 +1640,9 @@ op_connect(const uint8_t *a)
 	errno = NO_ERRNO;
 	r = polyclient_connect(c ? c->h : NULL, v ? v->h : NULL);
 	e = errno;
-	werr = c == NULL || v == NULL ? EINVAL
-	                               : model_connect(cli_index(c),
-	                                               srv_index(v));
+	werr = c == NULL || v == NULL
+	           ? EINVAL
+	           : model_connect(cli_index(c), srv_index(v));
 	expect(r, e, werr == 0 ? 0 : -1, werr);
 }
 
@@ -1647,8 +1680,8 @@ got_mine(struct mcli *c, const polyendpoint *ep)
 		return;
 	}
 	if (ep->rd == NULL || ep->wr == NULL || ep->rd == ep->wr ||
-	    ep->rd == SENTINEL || ep->wr == SENTINEL ||
-	    known_pipe(ep->rd) || known_pipe(ep->wr))
+	    ep->rd == SENTINEL || ep->wr == SENTINEL || known_pipe(ep->rd) ||
+	    known_pipe(ep->wr))
 		fail("endpoint {%p, %p} is not a new one", (void *)ep->rd,
 		     (void *)ep->wr);
 	c->mine = *ep;
@@ -1671,7 +1704,9 @@ do_endpoint(const uint8_t *a, bool async)
 		mode = 0; /* no timeout to get wrong */
 	describe("polyclient_endpoint%s(%s, %s%s)", async ? "_async" : "",
 	         cname(c), mode == M_NULL_ARG ? "NULL" : "&ep",
-	         async ? "" : mode == M_BAD_ARG ? ", -2" : ", 0");
+	         async               ? ""
+	         : mode == M_BAD_ARG ? ", -2"
+	                             : ", 0");
 	errno = NO_ERRNO;
 	if (async)
 		r = polyclient_endpoint_async(c ? c->h : NULL,
@@ -1751,7 +1786,9 @@ op_connect_notify(const uint8_t *a)
 	if (c == NULL)
 		return;
 	describe("polyclient_set_connect_notify(client%d, %s)", cli_index(c),
-	         !set ? "NULL" : once ? "once" : "count");
+	         !set   ? "NULL"
+	         : once ? "once"
+	                : "count");
 	c->once = once;
 	errno = NO_ERRNO;
 	r = polyclient_set_connect_notify(c->h, set ? on_decided : NULL, c);
@@ -1845,7 +1882,8 @@ check_dtors(void)
 			continue;
 		fail("destructor: library %zu calls, model %zu; first "
 		     "difference: library (arg %d, msg %d), model "
-		     "(arg %d, msg %d)", dtor_got.n, dtor_want.n,
+		     "(arg %d, msg %d)",
+		     dtor_got.n, dtor_want.n,
 		     i < dtor_got.n ? dtor_got.e[i] / 256 : -1,
 		     i < dtor_got.n ? dtor_got.e[i] % 256 : -1,
 		     i < dtor_want.n ? dtor_want.e[i] / 256 : -1,
@@ -1870,13 +1908,13 @@ check_notifiers(void)
 	for (i = 0; i < NSRV; i++)
 		if (servers[i].calls != servers[i].want)
 			fail("accept notifier of srv%d: library %u calls, "
-			     "model %u", i, servers[i].calls,
-			     servers[i].want);
+			     "model %u",
+			     i, servers[i].calls, servers[i].want);
 	for (i = 0; i < NCLI; i++)
 		if (clients[i].calls != clients[i].want)
 			fail("connect notifier of client%d: library %u calls, "
-			     "model %u", i, clients[i].calls,
-			     clients[i].want);
+			     "model %u",
+			     i, clients[i].calls, clients[i].want);
 }
 
 /* Every descriptor handed out: readable exactly while the model says
@@ -1948,10 +1986,11 @@ check_getters(void)
 		    polypipe_eof(hd.p) != mp_ended(m) ||
 		    polypipe_get_error(hd.p) != m->error)
 			fail("%s: library length %zu capacity %zu eof %d "
-			     "error %d; model %zu %zu %d %d", hname(h),
-			     polypipe_length(hd.p), polypipe_capacity(hd.p),
-			     polypipe_eof(hd.p), polypipe_get_error(hd.p),
-			     m->len, m->cap, mp_ended(m), m->error);
+			     "error %d; model %zu %zu %d %d",
+			     hname(h), polypipe_length(hd.p),
+			     polypipe_capacity(hd.p), polypipe_eof(hd.p),
+			     polypipe_get_error(hd.p), m->len, m->cap,
+			     mp_ended(m), m->error);
 	}
 	for (i = 0; i < NSRV; i++)
 		if (servers[i].h != NULL &&

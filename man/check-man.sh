@@ -30,17 +30,17 @@ fi
 
 # --- every public name has a page ------------------------------------------
 
-# Declarations start "POLYSOCKET_EXPORT <type> <name>(" on one line; public
-# macros are "#define NAME(", internal ones end in "_".
-names=$(sed -n \
-	-e 's/^POLYSOCKET_EXPORT[^(]*[^A-Za-z0-9_]\([A-Za-z_][A-Za-z0-9_]*\)(.*/\1/p' \
+# Functions: tests/api-names.sh reads the POLYSOCKET_EXPORT declarations;
+# public macros are "#define NAME(", internal ones end in "_".
+names=$(sh "$srcdir/tests/api-names.sh" "$inc"/*.h
+	sed -n \
 	-e 's/^#[ 	]*define[ 	]\{1,\}\([A-Z][A-Z0-9_]*[A-Z0-9]\)(.*/\1/p' \
 	"$inc"/*.h)
 decls=$(cat "$inc"/*.h | grep -c '^POLYSOCKET_EXPORT')
 found=$(printf '%s\n' "$names" | grep -c '^[a-z]')
 if [ "$decls" -eq 0 ] || [ "$found" -ne "$decls" ]; then
 	fail "found $found function names in $decls POLYSOCKET_EXPORT" \
-		"declarations: keep each name on the POLYSOCKET_EXPORT line"
+		"declarations"
 fi
 nnames=0
 for name in $names; do

@@ -33,19 +33,19 @@ struct polypipe {
 
 struct pipe {
 	pthread_mutex_t lock;
-	size_t capacity;           /* immutable */
+	size_t capacity; /* immutable */
 
 	/* All below: lock. */
 	struct psync_event readers; /* a read may not wait; notifier idle */
 	struct psync_event writers; /* a write may not wait; notifier idle */
-	void **ring;               /* buffered messages, ring[head] oldest */
-	size_t size;               /* slots allocated in ring */
+	void **ring;                /* buffered messages, ring[head] oldest */
+	size_t size;                /* slots allocated in ring */
 	size_t head;
 	size_t len;
-	size_t taken;              /* read since the last shrink check */
-	int error;                 /* first error set, or 0 */
-	bool eof;               /* EOF sent or write end closed */
-	unsigned refs;          /* open ends + notifier calls in flight */
+	size_t taken;  /* read since the last shrink check */
+	int error;     /* first error set, or 0 */
+	bool eof;      /* EOF sent or write end closed */
+	unsigned refs; /* open ends + notifier calls in flight */
 	polypipe_dtor_fn *dtor;
 	void *dtor_arg;
 	struct polypipe rd;
@@ -84,7 +84,8 @@ pipe_readiness(const struct pipe *pp)
 {
 	struct readiness r = {
 		.rd = pp->len > 0 || pipe_ended(pp),
-		.wr = pp->len < pp->capacity || pipe_ended(pp) || pp->rd.closed,
+		.wr =
+		    pp->len < pp->capacity || pipe_ended(pp) || pp->rd.closed,
 	};
 
 	return r;
@@ -169,7 +170,8 @@ ring_resize(struct pipe *pp, size_t newsize)
 	first = pp->size - pp->head < pp->len ? pp->size - pp->head : pp->len;
 	if (pp->len > 0) {
 		memcpy(ring, pp->ring + pp->head, first * sizeof *ring);
-		memcpy(ring + first, pp->ring, (pp->len - first) * sizeof *ring);
+		memcpy(ring + first, pp->ring,
+		       (pp->len - first) * sizeof *ring);
 	}
 	free(pp->ring);
 	pp->ring = ring;
@@ -353,8 +355,8 @@ polypipe_read_many(polypipe *rd, void **msgs, size_t max, int timeout_ms)
 			psync_event_spin(&pp->readers, &pp->lock);
 			continue;
 		}
-		timed_out = psync_event_wait(&pp->readers, &pp->lock,
-		                             &timer) != 0;
+		timed_out =
+		    psync_event_wait(&pp->readers, &pp->lock, &timer) != 0;
 	}
 	before = pipe_readiness(pp);
 	n = pp->len < max ? pp->len : max;

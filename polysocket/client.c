@@ -25,22 +25,22 @@
 #include "polysocket/server.h"
 
 enum client_state {
-	CLIENT_IDLE,      /* no attempt queued */
-	CLIENT_PENDING,   /* in srv's backlog */
-	CLIENT_DECIDING,  /* being refused */
+	CLIENT_IDLE,     /* no attempt queued */
+	CLIENT_PENDING,  /* in srv's backlog */
+	CLIENT_DECIDING, /* being refused */
 	CLIENT_ACCEPTED,
 	CLIENT_REFUSED,
 };
 
 struct polyclient {
-	struct psync_event decided;   /* endpoint may not wait; notifier idle */
-	polyendpoint mine;            /* the client's side; immutable */
-	polyendpoint theirs;          /* the server's side; immutable */
-	struct attempt attempt;       /* links: the server's backlog */
-	polyserver *srv;              /* while PENDING */
+	struct psync_event decided; /* endpoint may not wait; notifier idle */
+	polyendpoint mine;          /* the client's side; immutable */
+	polyendpoint theirs;        /* the server's side; immutable */
+	struct attempt attempt;     /* links: the server's backlog */
+	polyserver *srv;            /* while PENDING */
 	enum client_state state;
-	unsigned decided_gen;         /* notify.gen when decided */
-	unsigned refs;                /* 1 + deciders in flight */
+	unsigned decided_gen; /* notify.gen when decided */
+	unsigned refs;        /* 1 + deciders in flight */
 	struct psync_efd efd;
 	struct psync_notifier notify;
 };

@@ -24,12 +24,12 @@ struct polyserver {
 	struct psync_event accepters; /* accept may not wait; notifier idle */
 	struct attempt *head;         /* the backlog, oldest first */
 	struct attempt *tail;
-	size_t pending;               /* attempts in the backlog */
-	size_t backlog;               /* most attempts allowed */
-	bool refusing;                /* until the next accept call */
+	size_t pending; /* attempts in the backlog */
+	size_t backlog; /* most attempts allowed */
+	bool refusing;  /* until the next accept call */
 	bool shut;
 	bool named;
-	unsigned refs;                /* 1 + notifier calls in flight */
+	unsigned refs; /* 1 + notifier calls in flight */
 	struct psync_efd efd;
 	struct psync_notifier notify;
 };

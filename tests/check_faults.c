@@ -278,7 +278,8 @@ START_TEST(test_faults_conversation)
 	ck_assert_int_eq(conversation(), 0);
 	ck_assert(!reached());
 	printf("faults: a conversation makes %lu allocations; each failed "
-	       "once\n", total);
+	       "once\n",
+	       total);
 }
 END_TEST
 

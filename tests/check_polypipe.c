@@ -112,12 +112,12 @@ struct op {
 	enum op_kind kind;
 	polypipe *p;
 	int timeout_ms;
-	void *msgs[8];		/* what to write, or what was read */
-	size_t n;		/* the count for the *_many calls */
+	void *msgs[8]; /* what to write, or what was read */
+	size_t n;      /* the count for the *_many calls */
 	long ret;
 	int err;
 	atomic_int done;
-	atomic_long tid;		/* its kernel thread id, once known */
+	atomic_long tid; /* its kernel thread id, once known */
 	pthread_t thread;
 };
 
@@ -136,8 +136,8 @@ op_run(void *arg)
 		op->ret = polypipe_write(op->p, op->msgs[0], op->timeout_ms);
 		break;
 	case OP_READ_MANY:
-		op->ret = polypipe_read_many(op->p, op->msgs, op->n,
-		                             op->timeout_ms);
+		op->ret =
+		    polypipe_read_many(op->p, op->msgs, op->n, op->timeout_ms);
 		break;
 	case OP_WRITE_MANY:
 		op->ret = polypipe_write_many(op->p, op->msgs, op->n,
@@ -230,9 +230,9 @@ struct dtor_log {
 	int calls;
 	uintptr_t msgs[DTOR_MAX];
 	pthread_t thread;
-	polypipe *wr;		/* if set, each call writes to it: */
-	int wr_epipe;		/* the writes that failed with EPIPE */
-	int wr_other;		/* those that did anything else */
+	polypipe *wr; /* if set, each call writes to it: */
+	int wr_epipe; /* the writes that failed with EPIPE */
+	int wr_other; /* those that did anything else */
 };
 
 static void
@@ -283,11 +283,11 @@ dtor_seen(const struct dtor_log *dl, uintptr_t v)
 struct notify_log {
 	atomic_long calls;
 	atomic_int running;
-	pthread_t thread;	/* the thread of the last call */
+	pthread_t thread; /* the thread of the last call */
 	polypipe *p;
-	int ret;		/* what the call made from inside returned */
+	int ret; /* what the call made from inside returned */
 	int err;
-	void *msg;		/* what the read made from inside read */
+	void *msg; /* what the read made from inside read */
 };
 
 static void
@@ -410,8 +410,8 @@ END_TEST
 START_TEST(test_polypipe_capacity_costs_no_memory)
 {
 	static const size_t caps[] = {
-		POLYPIPE_UNBOUNDED, SIZE_MAX / 2, SIZE_MAX / 16,
-		(size_t)1 << 40, (size_t)1 << 32,
+		POLYPIPE_UNBOUNDED, SIZE_MAX / 2,    SIZE_MAX / 16,
+		(size_t)1 << 40,    (size_t)1 << 32,
 	};
 	polypipe *rd[5], *wr[5];
 	size_t i;
@@ -1683,8 +1683,7 @@ START_TEST(test_polypipe_destructor_last_set_wins)
 
 	pipe_new(8, &rd, &wr);
 	ck_assert_int_eq(polypipe_set_destructor(rd, dtor_record, &a), 0);
-	ck_assert_int_eq(polypipe_set_destructor(wr, dtor_count, &counted),
-	                 0);
+	ck_assert_int_eq(polypipe_set_destructor(wr, dtor_count, &counted), 0);
 	WRITE_OK(wr, 1);
 	WRITE_OK(wr, 2);
 	polypipe_close(rd);
@@ -1694,8 +1693,7 @@ START_TEST(test_polypipe_destructor_last_set_wins)
 
 	counted = 0;
 	pipe_new(8, &rd, &wr);
-	ck_assert_int_eq(polypipe_set_destructor(wr, dtor_count, &counted),
-	                 0);
+	ck_assert_int_eq(polypipe_set_destructor(wr, dtor_count, &counted), 0);
 	ck_assert_int_eq(polypipe_set_destructor(rd, dtor_record, &a), 0);
 	ck_assert_int_eq(polypipe_set_destructor(wr, dtor_record, &b), 0);
 	WRITE_OK(wr, 1);
@@ -2150,8 +2148,7 @@ START_TEST(test_polypipe_read_notify_empty_to_nonempty)
 	void *const three[3] = { MSG(4), MSG(5), MSG(6) };
 
 	pipe_new(8, &rd, &wr);
-	ck_assert_int_eq(polypipe_set_read_notify(rd, notify_record, &nl),
-	                 0);
+	ck_assert_int_eq(polypipe_set_read_notify(rd, notify_record, &nl), 0);
 	ck_assert_int_eq(calls_of(&nl), 0);
 	WRITE_OK(wr, 1);
 	WRITE_OK(wr, 2);
@@ -2180,8 +2177,7 @@ START_TEST(test_polypipe_read_notify_on_end_of_stream)
 	void *m;
 
 	pipe_new(4, &rd, &wr);
-	ck_assert_int_eq(polypipe_set_read_notify(rd, notify_record, &nl),
-	                 0);
+	ck_assert_int_eq(polypipe_set_read_notify(rd, notify_record, &nl), 0);
 	ck_assert_int_eq(polypipe_write_eof(wr), 0);
 	ck_assert_int_eq(calls_of(&nl), 1);
 	ck_assert_int_eq(polypipe_write_eof(wr), 0);
@@ -2191,16 +2187,14 @@ START_TEST(test_polypipe_read_notify_on_end_of_stream)
 
 	atomic_store(&nl.calls, 0);
 	pipe_new(4, &rd, &wr);
-	ck_assert_int_eq(polypipe_set_read_notify(rd, notify_record, &nl),
-	                 0);
+	ck_assert_int_eq(polypipe_set_read_notify(rd, notify_record, &nl), 0);
 	polypipe_close(wr);
 	ck_assert_int_eq(calls_of(&nl), 1);
 	polypipe_close(rd);
 
 	atomic_store(&nl.calls, 0);
 	pipe_new(4, &rd, &wr);
-	ck_assert_int_eq(polypipe_set_read_notify(rd, notify_record, &nl),
-	                 0);
+	ck_assert_int_eq(polypipe_set_read_notify(rd, notify_record, &nl), 0);
 	ck_assert_int_eq(polypipe_set_error(wr, EIO), 0);
 	ck_assert_int_eq(calls_of(&nl), 1);
 	ck_assert_fail(polypipe_read(rd, &m, 0), EIO);
@@ -2209,8 +2203,7 @@ START_TEST(test_polypipe_read_notify_on_end_of_stream)
 	/* The error set from the read end itself changes the read side. */
 	atomic_store(&nl.calls, 0);
 	pipe_new(4, &rd, &wr);
-	ck_assert_int_eq(polypipe_set_read_notify(rd, notify_record, &nl),
-	                 0);
+	ck_assert_int_eq(polypipe_set_read_notify(rd, notify_record, &nl), 0);
 	ck_assert_int_eq(polypipe_set_error(rd, EIO), 0);
 	ck_assert_int_eq(calls_of(&nl), 1);
 	pipe_free(rd, wr);
@@ -2219,8 +2212,7 @@ START_TEST(test_polypipe_read_notify_on_end_of_stream)
 	atomic_store(&nl.calls, 0);
 	pipe_new(4, &rd, &wr);
 	WRITE_OK(wr, 1);
-	ck_assert_int_eq(polypipe_set_read_notify(rd, notify_record, &nl),
-	                 0);
+	ck_assert_int_eq(polypipe_set_read_notify(rd, notify_record, &nl), 0);
 	ck_assert_int_eq(polypipe_write_eof(wr), 0);
 	READ_IS(rd, 1);
 	READ_ENDS(rd);
@@ -2237,8 +2229,7 @@ START_TEST(test_polypipe_write_notify_full_to_not_full)
 	void *const two[2] = { MSG(3), MSG(4) };
 
 	pipe_new(2, &rd, &wr);
-	ck_assert_int_eq(polypipe_set_write_notify(wr, notify_record, &nl),
-	                 0);
+	ck_assert_int_eq(polypipe_set_write_notify(wr, notify_record, &nl), 0);
 	WRITE_OK(wr, 1);
 	WRITE_OK(wr, 2);
 	ck_assert_int_eq(calls_of(&nl), 0);
@@ -2265,8 +2256,7 @@ START_TEST(test_polypipe_write_notify_on_end_while_full)
 	/* EOF while full; reading afterwards is no new transition. */
 	pipe_new(1, &rd, &wr);
 	WRITE_OK(wr, 1);
-	ck_assert_int_eq(polypipe_set_write_notify(wr, notify_record, &nl),
-	                 0);
+	ck_assert_int_eq(polypipe_set_write_notify(wr, notify_record, &nl), 0);
 	ck_assert_int_eq(polypipe_write_eof(wr), 0);
 	ck_assert_int_eq(calls_of(&nl), 1);
 	READ_IS(rd, 1);
@@ -2276,8 +2266,7 @@ START_TEST(test_polypipe_write_notify_on_end_while_full)
 	atomic_store(&nl.calls, 0);
 	pipe_new(1, &rd, &wr);
 	WRITE_OK(wr, 1);
-	ck_assert_int_eq(polypipe_set_write_notify(wr, notify_record, &nl),
-	                 0);
+	ck_assert_int_eq(polypipe_set_write_notify(wr, notify_record, &nl), 0);
 	polypipe_close(rd);
 	ck_assert_int_eq(calls_of(&nl), 1);
 	polypipe_close(wr);
@@ -2285,8 +2274,7 @@ START_TEST(test_polypipe_write_notify_on_end_while_full)
 	atomic_store(&nl.calls, 0);
 	pipe_new(1, &rd, &wr);
 	WRITE_OK(wr, 1);
-	ck_assert_int_eq(polypipe_set_write_notify(wr, notify_record, &nl),
-	                 0);
+	ck_assert_int_eq(polypipe_set_write_notify(wr, notify_record, &nl), 0);
 	ck_assert_int_eq(polypipe_set_error(rd, EIO), 0);
 	ck_assert_int_eq(calls_of(&nl), 1);
 	pipe_free(rd, wr);
@@ -2294,8 +2282,7 @@ START_TEST(test_polypipe_write_notify_on_end_while_full)
 	atomic_store(&nl.calls, 0);
 	pipe_new(1, &rd, &wr);
 	WRITE_OK(wr, 1);
-	ck_assert_int_eq(polypipe_set_write_notify(wr, notify_record, &nl),
-	                 0);
+	ck_assert_int_eq(polypipe_set_write_notify(wr, notify_record, &nl), 0);
 	ck_assert_int_eq(polypipe_set_error(wr, EIO), 0);
 	ck_assert_int_eq(calls_of(&nl), 1);
 	pipe_free(rd, wr);
@@ -2304,8 +2291,7 @@ START_TEST(test_polypipe_write_notify_on_end_while_full)
 	atomic_store(&nl.calls, 0);
 	pipe_new(2, &rd, &wr);
 	WRITE_OK(wr, 1);
-	ck_assert_int_eq(polypipe_set_write_notify(wr, notify_record, &nl),
-	                 0);
+	ck_assert_int_eq(polypipe_set_write_notify(wr, notify_record, &nl), 0);
 	ck_assert_int_eq(polypipe_write_eof(wr), 0);
 	polypipe_close(rd);
 	ck_assert_int_eq(calls_of(&nl), 0);
@@ -2337,10 +2323,8 @@ START_TEST(test_polypipe_notify_in_causing_thread)
 	struct op w = { .msgs = { MSG(1) } }, r = { 0 }, e = { 0 };
 
 	pipe_new(1, &rd, &wr);
-	ck_assert_int_eq(polypipe_set_read_notify(rd, notify_record, &nr),
-	                 0);
-	ck_assert_int_eq(polypipe_set_write_notify(wr, notify_record, &nw),
-	                 0);
+	ck_assert_int_eq(polypipe_set_read_notify(rd, notify_record, &nr), 0);
+	ck_assert_int_eq(polypipe_set_write_notify(wr, notify_record, &nw), 0);
 	op_start(&w, OP_WRITE, wr, 0);
 	op_join(&w);
 	ck_assert_op(w, 0, 0);
@@ -2368,8 +2352,8 @@ START_TEST(test_polypipe_read_notify_may_read)
 
 	pipe_new(4, &rd, &wr);
 	nl.p = rd;
-	ck_assert_int_eq(
-	    polypipe_set_read_notify(rd, notify_read_inside, &nl), 0);
+	ck_assert_int_eq(polypipe_set_read_notify(rd, notify_read_inside, &nl),
+	                 0);
 	WRITE_OK(wr, 7);
 	ck_assert_int_eq(calls_of(&nl), 1);
 	ck_assert_int_eq(nl.ret, 1);
@@ -2441,10 +2425,8 @@ START_TEST(test_polypipe_notify_null_removes)
 	pipe_new(1, &rd, &wr);
 	ck_assert_int_eq(polypipe_set_read_notify(rd, NULL, NULL), 0);
 	ck_assert_int_eq(polypipe_set_write_notify(wr, NULL, NULL), 0);
-	ck_assert_int_eq(polypipe_set_read_notify(rd, notify_record, &nr),
-	                 0);
-	ck_assert_int_eq(polypipe_set_write_notify(wr, notify_record, &nw),
-	                 0);
+	ck_assert_int_eq(polypipe_set_read_notify(rd, notify_record, &nr), 0);
+	ck_assert_int_eq(polypipe_set_write_notify(wr, notify_record, &nw), 0);
 	ck_assert_int_eq(polypipe_set_read_notify(rd, NULL, &nr), 0);
 	ck_assert_int_eq(polypipe_set_write_notify(wr, NULL, NULL), 0);
 	WRITE_OK(wr, 1);
@@ -2467,8 +2449,7 @@ START_TEST(test_polypipe_notify_replace)
 	ck_assert_int_eq(polypipe_set_read_notify(rd, notify_record, &a), 0);
 	ck_assert_int_eq(polypipe_set_read_notify(rd, notify_record, &b), 0);
 	ck_assert_int_eq(polypipe_set_write_notify(wr, notify_record, &a), 0);
-	ck_assert_int_eq(polypipe_set_write_notify(wr, notify_record, &b),
-	                 0);
+	ck_assert_int_eq(polypipe_set_write_notify(wr, notify_record, &b), 0);
 	WRITE_OK(wr, 1);
 	ck_assert_int_eq(calls_of(&b), 1);
 	READ_IS(rd, 1);
@@ -2508,13 +2489,13 @@ sem_wait_ms(sem_t *s, int ms)
  * inside, with semaphores of the test's own.
  */
 #define RACE_ROUNDS 40
-#define RACE_AFTER 100		/* steps watched after each removal */
-#define RACE_SPINS 20000	/* how long the met call stays inside */
+#define RACE_AFTER 100   /* steps watched after each removal */
+#define RACE_SPINS 20000 /* how long the met call stays inside */
 
 struct race_log {
 	atomic_long calls;
 	atomic_int running;
-	atomic_int armed;	/* the next call: post entered, wait go */
+	atomic_int armed; /* the next call: post entered, wait go */
 	atomic_long spin;
 	sem_t entered;
 	sem_t go;
@@ -2542,10 +2523,10 @@ struct churn {
 	polypipe *rd, *wr;
 	pthread_barrier_t start;
 	pthread_barrier_t end;
-	atomic_long steps;	/* done in this round */
-	atomic_long post_at;	/* post reached once steps get there */
+	atomic_long steps;   /* done in this round */
+	atomic_long post_at; /* post reached once steps get there */
 	sem_t reached;
-	atomic_int stop;	/* ends the round */
+	atomic_int stop; /* ends the round */
 	atomic_int failed;
 };
 
@@ -2668,10 +2649,8 @@ START_TEST(test_polypipe_close_skips_own_notifier)
 	/* Full: closing the write end would look like EOF while full. */
 	pipe_new(1, &rd, &wr);
 	WRITE_OK(wr, 1);
-	ck_assert_int_eq(polypipe_set_read_notify(rd, notify_record, &nr),
-	                 0);
-	ck_assert_int_eq(polypipe_set_write_notify(wr, notify_record, &nw),
-	                 0);
+	ck_assert_int_eq(polypipe_set_read_notify(rd, notify_record, &nr), 0);
+	ck_assert_int_eq(polypipe_set_write_notify(wr, notify_record, &nw), 0);
 	polypipe_close(wr);
 	ck_assert_int_eq(calls_of(&nw), 0);
 	ck_assert_int_eq(calls_of(&nr), 0);
@@ -2681,10 +2660,8 @@ START_TEST(test_polypipe_close_skips_own_notifier)
 
 	/* Empty: closing the write end fires the reader's notifier. */
 	pipe_new(1, &rd, &wr);
-	ck_assert_int_eq(polypipe_set_read_notify(rd, notify_record, &nr),
-	                 0);
-	ck_assert_int_eq(polypipe_set_write_notify(wr, notify_record, &nw),
-	                 0);
+	ck_assert_int_eq(polypipe_set_read_notify(rd, notify_record, &nr), 0);
+	ck_assert_int_eq(polypipe_set_write_notify(wr, notify_record, &nw), 0);
 	polypipe_close(wr);
 	ck_assert_int_eq(calls_of(&nr), 1);
 	ck_assert_int_eq(calls_of(&nw), 0);
@@ -2695,10 +2672,8 @@ START_TEST(test_polypipe_close_skips_own_notifier)
 	atomic_store(&nr.calls, 0);
 	pipe_new(1, &rd, &wr);
 	WRITE_OK(wr, 1);
-	ck_assert_int_eq(polypipe_set_read_notify(rd, notify_record, &nr),
-	                 0);
-	ck_assert_int_eq(polypipe_set_write_notify(wr, notify_record, &nw),
-	                 0);
+	ck_assert_int_eq(polypipe_set_read_notify(rd, notify_record, &nr), 0);
+	ck_assert_int_eq(polypipe_set_write_notify(wr, notify_record, &nw), 0);
 	polypipe_close(rd);
 	ck_assert_int_eq(calls_of(&nw), 1);
 	ck_assert_int_eq(calls_of(&nr), 0);
@@ -2781,14 +2756,14 @@ END_TEST
 struct producer {
 	polypipe *wr;
 	uintptr_t id;
-	int err;		/* errno of a failed write, or 0 */
-	long bad_counts;	/* write_many returned more than asked */
+	int err;         /* errno of a failed write, or 0 */
+	long bad_counts; /* write_many returned more than asked */
 	pthread_t thread;
 };
 
 struct consumer {
 	polypipe *rd;
-	int err;		/* errno of a failed read, or 0 */
+	int err; /* errno of a failed read, or 0 */
 	long received;
 	long out_of_order;
 	long bogus;
@@ -2811,7 +2786,8 @@ producer_run(void *arg)
 		many = !many;
 		if (!many) {
 			if (polypipe_write(pr->wr,
-			    MSG(seq * MPMC_PRODUCERS + pr->id), -1) != 0) {
+			                   MSG(seq * MPMC_PRODUCERS + pr->id),
+			                   -1) != 0) {
 				pr->err = errno;
 				return NULL;
 			}
@@ -2896,14 +2872,16 @@ START_TEST(test_polypipe_mpmc_no_loss_no_dup_in_order)
 	pipe_new(4, &rd, &wr);
 	for (i = 0; i < MPMC_CONSUMERS; i++) {
 		co[i].rd = rd;
-		ck_assert_int_eq(pthread_create(&co[i].thread, NULL,
-		                                consumer_run, &co[i]), 0);
+		ck_assert_int_eq(
+		    pthread_create(&co[i].thread, NULL, consumer_run, &co[i]),
+		    0);
 	}
 	for (i = 0; i < MPMC_PRODUCERS; i++) {
 		pr[i].wr = wr;
 		pr[i].id = (uintptr_t)i;
-		ck_assert_int_eq(pthread_create(&pr[i].thread, NULL,
-		                                producer_run, &pr[i]), 0);
+		ck_assert_int_eq(
+		    pthread_create(&pr[i].thread, NULL, producer_run, &pr[i]),
+		    0);
 	}
 	for (i = 0; i < MPMC_PRODUCERS; i++)
 		ck_assert_int_eq(pthread_join(pr[i].thread, NULL), 0);

@@ -117,8 +117,8 @@ assert_elapsed(int64_t start, int timeout_ms)
 static const char *
 uniq_name(char *buf, size_t size, const char *tag)
 {
-	int n = snprintf(buf, size, "check_polysocket/%ld/%s",
-	                 (long)getpid(), tag);
+	int n = snprintf(buf, size, "check_polysocket/%ld/%s", (long)getpid(),
+	                 tag);
 
 	ck_assert(n > 0 && (size_t)n < size);
 	return buf;
@@ -640,8 +640,7 @@ START_TEST(test_polyserver_null_handle)
 	ck_assert_fail(polyserver_accept_fd(NULL), EINVAL);
 	ck_assert_fail(polyserver_set_accept_notify(NULL, note_fn, NULL),
 	               EINVAL);
-	ck_assert_fail(polyserver_bind(NULL, "check_polysocket/null"),
-	               EINVAL);
+	ck_assert_fail(polyserver_bind(NULL, "check_polysocket/null"), EINVAL);
 	ck_assert_fail(polyserver_shutdown(NULL), EINVAL);
 	polyserver_close(NULL);
 }
@@ -662,9 +661,9 @@ START_TEST(test_polyserver_refuse_every_form)
 	for (int i = 0; i < N; i++) {
 		cl[i] = new_client(2);
 		note_init(&notes[i]);
-		ck_assert_int_eq(polyclient_set_connect_notify(cl[i], note_fn,
-		                                               &notes[i]),
-		                 0);
+		ck_assert_int_eq(
+		    polyclient_set_connect_notify(cl[i], note_fn, &notes[i]),
+		    0);
 		ck_assert_int_eq(polyclient_connect(cl[i], srv), 0);
 		fd[i] = polyclient_connect_fd(cl[i]);
 		ck_assert_int_ge(fd[i], 0);
@@ -1402,9 +1401,9 @@ START_TEST(test_polyclient_connect_name_einval)
 	ck_assert_fail(polyclient_connect_name(NULL, name), EINVAL);
 	ck_assert_fail(polyclient_connect_name(cl, NULL), EINVAL);
 	ck_assert_fail(polyclient_connect_name(cl, ""), EINVAL);
-	ck_assert_fail(polyclient_connect_name(cl, long_name(name256, 256,
-	                                                     'c')),
-	               ENAMETOOLONG);
+	ck_assert_fail(
+	    polyclient_connect_name(cl, long_name(name256, 256, 'c')),
+	    ENAMETOOLONG);
 	ck_assert(!polyserver_pending(srv));
 	ck_assert_int_eq(polyclient_connect_name(cl, name), 0);
 	polyclient_close(cl);
@@ -1931,8 +1930,10 @@ START_TEST(test_polyclient_connect_notify_endpoint_inside)
 	ck_assert_int_eq(polyclient_connect(in.cl, srv), 0);
 	ck_assert_int_eq(polyserver_accept(srv, &sep, 0), 0);
 	ck_assert_int_eq(atomic_load(&in.calls), 1);
-	ck_assert_msg(in.rc == 0, "polyclient_endpoint in the notifier: "
-	              "%d (%s)", in.rc, strerror(in.err));
+	ck_assert_msg(in.rc == 0,
+	              "polyclient_endpoint in the notifier: "
+	              "%d (%s)",
+	              in.rc, strerror(in.err));
 	ck_assert_int_eq(polyclient_endpoint(in.cl, &cep, 0), 0);
 	ck_assert_ptr_eq(in.ep.rd, cep.rd);
 	ck_assert_ptr_eq(in.ep.wr, cep.wr);
@@ -2194,8 +2195,7 @@ START_TEST(test_polyserver_close_client_outlives)
 	note_init(&na);
 	dtor_init(&d);
 	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(polyclient_set_connect_notify(sync, note_fn, &ns),
-	                 0);
+	ck_assert_int_eq(polyclient_set_connect_notify(sync, note_fn, &ns), 0);
 	ck_assert_int_eq(polyclient_set_connect_notify(async, note_fn, &na),
 	                 0);
 	ck_assert_int_eq(polyclient_endpoint_async(async, &aep), 0);
@@ -2404,9 +2404,8 @@ START_TEST(test_polysocket_storm)
 	dtor_init(&s->dtor);
 	atomic_init(&s->failures, 0);
 	ck_assert_int_eq(pthread_mutex_init(&s->lock, NULL), 0);
-	ck_assert_int_eq(pthread_barrier_init(&s->start, NULL,
-	                                      STORM_THREADS + 1),
-	                 0);
+	ck_assert_int_eq(
+	    pthread_barrier_init(&s->start, NULL, STORM_THREADS + 1), 0);
 	for (int i = 0; i < STORM_THREADS; i++) {
 		prod[i].s = s;
 		prod[i].first = i * STORM_PER_THREAD;
@@ -2427,9 +2426,10 @@ START_TEST(test_polysocket_storm)
 		}
 		n = polyserver_accept_many(s->srv, eps, rounds++ % 2 ? 1 : 4,
 		                           WAIT_MS);
-		ck_assert_msg(n >= 1, "accept_many: %s (%d accepted, "
-		              "%d refused)", strerror(errno), accepted,
-		              refused);
+		ck_assert_msg(n >= 1,
+		              "accept_many: %s (%d accepted, "
+		              "%d refused)",
+		              strerror(errno), accepted, refused);
 		for (ssize_t i = 0; i < n; i++) {
 			void *m;
 			uintptr_t id;

@@ -68,7 +68,7 @@ static bool verbose;
 static _Thread_local int self_tag;
 
 static void fail_note(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
+    __attribute__((format(printf, 1, 2)));
 
 /* Records a failure; any thread may call it. */
 static void
@@ -112,7 +112,7 @@ stress_begin(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	seed = env != NULL ? strtoull(env, NULL, 0)
 	                   : (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 32 ^
-	                             (uint64_t)getpid() << 20;
+	                         (uint64_t)getpid() << 20;
 	env = getenv("STRESS_VERBOSE");
 	verbose = env != NULL && *env != '\0' && *env != '0';
 	self_tag = MAIN_TAG;
@@ -333,8 +333,8 @@ mpmc_producer(void *arg)
 				                        n - off, t);
 			else
 				w = polypipe_write(m->wr, msgs[off], t) == 0
-				            ? 1
-				            : -1;
+				        ? 1
+				        : -1;
 			m->calls[a->idx]++;
 			if (w > 0 && (size_t)w <= n - off &&
 			    w <= MPMC_CAPACITY) {
@@ -432,18 +432,20 @@ mpmc_run(bool batch)
 	ck_assert_ptr_nonnull(m->seen);
 	m->batch = batch;
 	ck_assert_int_eq(polypipe_create(MPMC_CAPACITY, &m->rd, &m->wr), 0);
-	ck_assert_int_eq(pthread_barrier_init(&m->start, NULL,
-	                                      MPMC_PRODUCERS +
-	                                              MPMC_CONSUMERS + 1),
-	                 0);
+	ck_assert_int_eq(
+	    pthread_barrier_init(&m->start, NULL,
+	                         MPMC_PRODUCERS + MPMC_CONSUMERS + 1),
+	    0);
 	m->deadline = now_ms() + MPMC_MS;
 	for (int i = 0; i < MPMC_CONSUMERS; i++) {
-		cons[i] = (struct mpmc_arg){ .m = m, .idx = i,
+		cons[i] = (struct mpmc_arg){ .m = m,
+			                     .idx = i,
 			                     .rng = rng_seed(0, 100 + i) };
 		spawn(&cons[i].thread, mpmc_consumer, &cons[i]);
 	}
 	for (int i = 0; i < MPMC_PRODUCERS; i++) {
-		prod[i] = (struct mpmc_arg){ .m = m, .idx = i,
+		prod[i] = (struct mpmc_arg){ .m = m,
+			                     .idx = i,
 			                     .rng = rng_seed(0, i) };
 		spawn(&prod[i].thread, mpmc_producer, &prod[i]);
 	}
@@ -528,8 +530,13 @@ enum td_kind {
 	TD_EOF,
 	TD_ERROR,
 };
-enum td_role { TD_READER, TD_READ_POLLER, TD_WRITER, TD_WRITE_POLLER,
-	       TD_KILLER };
+enum td_role {
+	TD_READER,
+	TD_READ_POLLER,
+	TD_WRITER,
+	TD_WRITE_POLLER,
+	TD_KILLER
+};
 enum td_end {
 	TD_RUNNING,
 	TD_QUOTA,  /* read its quota */
@@ -604,7 +611,8 @@ td_dtor(void *msg, void *arg)
 
 	if (atomic_load(&r->rd_closed))
 		fail_note("round %d: destructor called after the read end's "
-		          "close returned", r->round);
+		          "close returned",
+		          r->round);
 	if (self_tag != atomic_load(&r->closer))
 		fail_note("round %d: destructor called from thread %d, not "
 		          "from the one closing the read end (%d)",
@@ -742,8 +750,8 @@ td_writer(void *arg)
 	}
 	pthread_barrier_wait(&r->start);
 	while (t->end == TD_RUNNING) {
-		long b = rng_coin(&t->rng) ? 1 : 1 + rng_below(&t->rng,
-		                                               TD_BATCH);
+		long b =
+		    rng_coin(&t->rng) ? 1 : 1 + rng_below(&t->rng, TD_BATCH);
 		long first = atomic_fetch_add(&r->next_id, b), off = 0;
 
 		if (first >= r->supply) {
@@ -770,16 +778,16 @@ td_writer(void *arg)
 			errno = 0;
 			if (b - off == 1 && rng_coin(&t->rng))
 				n = polypipe_write(r->wr, msgs[off], to) == 0
-				            ? 1
-				            : -1;
+				        ? 1
+				        : -1;
 			else
 				n = polypipe_write_many(r->wr, msgs + off,
 				                        (size_t)(b - off), to);
 			if (n > 0 && n <= b - off) {
 				for (ssize_t i = 0; i < n; i++)
 					atomic_fetch_or(
-					        &r->flags[first + off + i],
-					        F_ACCEPTED);
+					    &r->flags[first + off + i],
+					    F_ACCEPTED);
 				atomic_fetch_add(&r->accepted, n);
 				off += n;
 				t->moved += n;
@@ -844,7 +852,7 @@ static const char *
 td_end_name(enum td_end end)
 {
 	static const char *const names[] = {
-		"running", "quota", "supply", "ended",
+		"running", "quota",  "supply", "ended",
 		"failed",  "broken", "done",
 	};
 
@@ -911,9 +919,8 @@ td_round_run(struct td_round *r, enum td_kind kind, int round,
 	atomic_store(&r->closer, -1);
 	ck_assert_int_eq(polypipe_create(cap, &r->rd, &r->wr), 0);
 	r->rd_open = r->wr_open = true;
-	ck_assert_int_eq(polypipe_set_destructor(rng_coin(&rng) ? r->rd
-	                                                        : r->wr,
-	                                         td_dtor, r),
+	ck_assert_int_eq(polypipe_set_destructor(
+	                     rng_coin(&rng) ? r->rd : r->wr, td_dtor, r),
 	                 0);
 	for (int i = 0; i < nr + nrp; i++) {
 		long q = LONG_MAX;
@@ -945,12 +952,12 @@ td_round_run(struct td_round *r, enum td_kind kind, int round,
 		break;
 	}
 	ck_assert_int_le(r->supply, TD_MAX_MSGS);
-	ck_assert_int_eq(pthread_barrier_init(&r->start, NULL,
-	                                      (unsigned)r->nthreads + 1),
-	                 0);
+	ck_assert_int_eq(
+	    pthread_barrier_init(&r->start, NULL, (unsigned)r->nthreads + 1),
+	    0);
 	for (int i = 0; i < r->nthreads; i++)
 		spawn(&r->th[i].thread,
-		      r->th[i].role == TD_KILLER  ? td_killer
+		      r->th[i].role == TD_KILLER        ? td_killer
 		      : r->th[i].role <= TD_READ_POLLER ? td_reader
 		                                        : td_writer,
 		      &r->th[i]);
@@ -968,8 +975,8 @@ td_round_run(struct td_round *r, enum td_kind kind, int round,
 		              "thread %d (role %d) ended %s, %s, after %ld "
 		              "messages",
 		              round, (unsigned long long)seed, kind, cap, i,
-		              t->role, td_end_name(t->end),
-		              strerror(t->err), t->moved);
+		              t->role, td_end_name(t->end), strerror(t->err),
+		              t->moved);
 	}
 	if (kind == TD_CLOSE_READ || kind == TD_CLOSE_BOTH)
 		r->rd_open = false;
@@ -1015,8 +1022,8 @@ td_round_run(struct td_round *r, enum td_kind kind, int round,
 	              "destroyed exactly once as accepted",
 	              round, (unsigned long long)seed, bad);
 	ck_assert_int_eq(accepted, atomic_load(&r->accepted));
-	ck_assert_int_eq(accepted, atomic_load(&r->nread) +
-	                                   atomic_load(&r->ndestroyed));
+	ck_assert_int_eq(accepted,
+	                 atomic_load(&r->nread) + atomic_load(&r->ndestroyed));
 	if (kind == TD_CLOSE_WRITE) {
 		/* Nothing stopped the writers. */
 		ck_assert_int_eq(accepted, r->supply);
@@ -1682,9 +1689,8 @@ nc_client_run(struct nc *nc, struct nc_client *c, uint64_t *rng)
 		if (!wait)
 			fail_note("sem_init: %s", strerror(errno));
 	}
-	if (polyclient_set_connect_notify(cl, wait ? nslot_endpoint_fn
-	                                           : nslot_fn,
-	                                  &c->a) != 0)
+	if (polyclient_set_connect_notify(
+	        cl, wait ? nslot_endpoint_fn : nslot_fn, &c->a) != 0)
 		fail_note("set_connect_notify: %s", strerror(errno));
 	/* ECONNREFUSED: the server is refusing; the next accept ends it. */
 	give_up = now_ms() + LONG_MS;
@@ -1743,9 +1749,8 @@ nc_client_thread(void *arg)
 
 	self_tag = a->idx;
 	pthread_barrier_wait(&nc->start);
-	for (i = 0; i < NC_PER_THREAD &&
-	            (i < NC_MIN || now_ms() < nc->deadline);
-	     i++)
+	for (i = 0;
+	     i < NC_PER_THREAD && (i < NC_MIN || now_ms() < nc->deadline); i++)
 		nc_client_run(nc, &nc->clients[a->idx][i], &a->rng);
 	nc->count[a->idx] = i;
 	return NULL;
@@ -1812,11 +1817,11 @@ START_TEST(test_stress_notify_connect)
 	nc->srv = polyserver_create();
 	ck_assert_ptr_nonnull(nc->srv);
 	nc->deadline = now_ms() + NC_MS;
-	ck_assert_int_eq(pthread_barrier_init(&nc->start, NULL,
-	                                      NC_THREADS + 2),
-	                 0);
+	ck_assert_int_eq(
+	    pthread_barrier_init(&nc->start, NULL, NC_THREADS + 2), 0);
 	for (int i = 0; i <= NC_THREADS; i++) {
-		args[i] = (struct nc_arg){ .nc = nc, .idx = i,
+		args[i] = (struct nc_arg){ .nc = nc,
+			                   .idx = i,
 			                   .rng = rng_seed(3, (uint64_t)i) };
 		spawn(&args[i].thread,
 		      i < NC_THREADS ? nc_client_thread : nc_acceptor,
@@ -1852,8 +1857,8 @@ START_TEST(test_stress_notify_connect)
 				         "after the connect",
 				         t * NC_PER_THREAD + i,
 				         c->outcome == OC_ACCEPTED
-				                 ? "accepted"
-				                 : "refused");
+				             ? "accepted"
+				             : "refused");
 				nslot_check(&c->b, 1, what);
 			}
 			if (c->action == NC_WAIT) {
@@ -1901,14 +1906,14 @@ struct st_client {
 	bool used;
 	enum st_mode mode;
 	bool by_name;
-	int k;                     /* messages it means to write */
-	enum outcome outcome;      /* as the client saw it */
-	long written;              /* messages its pipe accepted */
-	long destroyed_at_close;   /* ST_WITHDRAW: when close returned */
+	int k;                   /* messages it means to write */
+	enum outcome outcome;    /* as the client saw it */
+	long written;            /* messages its pipe accepted */
+	long destroyed_at_close; /* ST_WITHDRAW: when close returned */
 	long reply_read;
-	atomic_long destroyed;     /* its messages destroyed */
-	atomic_int srv_accepts;    /* endpoints accepted for it */
-	atomic_long srv_read;      /* its messages the server read */
+	atomic_long destroyed;  /* its messages destroyed */
+	atomic_int srv_accepts; /* endpoints accepted for it */
+	atomic_long srv_read;   /* its messages the server read */
 	atomic_long reply_written;
 	atomic_long reply_destroyed;
 };
@@ -2045,9 +2050,8 @@ st_acceptor(void *arg)
 		}
 		errno = 0;
 		if (what <= 2)
-			n = polyserver_accept_many(st->srv, eps,
-			                           1 + rng_below(&a->rng, 4),
-			                           LONG_MS);
+			n = polyserver_accept_many(
+			    st->srv, eps, 1 + rng_below(&a->rng, 4), LONG_MS);
 		else
 			n = polyserver_accept(st->srv, eps, LONG_MS) == 0 ? 1
 			                                                  : -1;
@@ -2102,8 +2106,7 @@ st_write_all(struct st_client *c, polyendpoint *ep, uintptr_t id)
 }
 
 static void
-st_client_run(struct st *st, struct st_client *c, uintptr_t id,
-              uint64_t *rng)
+st_client_run(struct st *st, struct st_client *c, uintptr_t id, uint64_t *rng)
 {
 	size_t cap = 1 + rng_below(rng, 4);
 	polyclient *cl = polyclient_create(cap);
@@ -2133,8 +2136,8 @@ st_client_run(struct st *st, struct st_client *c, uintptr_t id,
 			break;
 		if (errno != ECONNREFUSED || st->withdraw ||
 		    now_ms() > give_up) {
-			fail_note("client %lu: connect: %s",
-			          (unsigned long)id, strerror(errno));
+			fail_note("client %lu: connect: %s", (unsigned long)id,
+			          strerror(errno));
 			c->outcome = OC_BROKEN;
 			polyclient_close(cl);
 			return;
@@ -2178,8 +2181,8 @@ st_client_run(struct st *st, struct st_client *c, uintptr_t id,
 	}
 	c->outcome = nc_decision(cl);
 	if (c->outcome == OC_ACCEPTED) {
-		if (polyclient_endpoint(cl, &ep2, 0) != 0 ||
-		    ep2.rd != ep.rd || ep2.wr != ep.wr)
+		if (polyclient_endpoint(cl, &ep2, 0) != 0 || ep2.rd != ep.rd ||
+		    ep2.wr != ep.wr)
 			fail_note("client %lu: the endpoints differ",
 			          (unsigned long)id);
 		if (c->written != c->k)
@@ -2205,9 +2208,8 @@ st_client_thread(void *arg)
 
 	self_tag = a->idx;
 	pthread_barrier_wait(&st->start);
-	for (i = 0; i < ST_PER_THREAD &&
-	            (i < ST_MIN || now_ms() < st->deadline);
-	     i++)
+	for (i = 0;
+	     i < ST_PER_THREAD && (i < ST_MIN || now_ms() < st->deadline); i++)
 		st_client_run(st, &st->clients[a->idx][i],
 		              (uintptr_t)(a->idx * ST_PER_THREAD + i),
 		              &a->rng);
@@ -2232,18 +2234,20 @@ st_run(bool withdraw)
 	ck_assert_ptr_nonnull(st->srv);
 	ck_assert_int_eq(polyserver_bind(st->srv, st->name), 0);
 	st->deadline = now_ms() + ST_MS;
-	ck_assert_int_eq(pthread_barrier_init(&st->start, NULL,
-	                                      ST_CLIENT_THREADS +
-	                                              ST_ACCEPTORS + 1),
-	                 0);
+	ck_assert_int_eq(
+	    pthread_barrier_init(&st->start, NULL,
+	                         ST_CLIENT_THREADS + ST_ACCEPTORS + 1),
+	    0);
 	for (int i = 0; i < ST_ACCEPTORS; i++) {
-		ac[i] = (struct st_arg){ .st = st, .idx = i,
+		ac[i] = (struct st_arg){ .st = st,
+			                 .idx = i,
 			                 .rng = rng_seed(4 + withdraw,
 			                                 100 + (uint64_t)i) };
 		spawn(&ac[i].thread, st_acceptor, &ac[i]);
 	}
 	for (int i = 0; i < ST_CLIENT_THREADS; i++) {
-		cl[i] = (struct st_arg){ .st = st, .idx = i,
+		cl[i] = (struct st_arg){ .st = st,
+			                 .idx = i,
 			                 .rng = rng_seed(4 + withdraw,
 			                                 (uint64_t)i) };
 		spawn(&cl[i].thread, st_client_thread, &cl[i]);
@@ -2265,8 +2269,7 @@ st_run(bool withdraw)
 	late = polyclient_create(1);
 	ck_assert_ptr_nonnull(late);
 	ck_assert_fail(polyclient_connect(late, st->srv), ECONNREFUSED);
-	ck_assert_fail(polyclient_connect_name(late, st->name),
-	               ECONNREFUSED);
+	ck_assert_fail(polyclient_connect_name(late, st->name), ECONNREFUSED);
 	polyclient_close(late);
 	polyserver_close(st->srv);
 	for (int t = 0; t < ST_CLIENT_THREADS; t++)
@@ -2279,8 +2282,7 @@ static void
 st_check_replies(const struct st_client *c, long id)
 {
 	ck_assert_msg(atomic_load(&c->reply_written) ==
-	                      c->reply_read +
-	                              atomic_load(&c->reply_destroyed),
+	                  c->reply_read + atomic_load(&c->reply_destroyed),
 	              "client %ld: %ld answers written, %ld read, %ld "
 	              "destroyed",
 	              id, atomic_load(&c->reply_written), c->reply_read,
@@ -2303,21 +2305,21 @@ START_TEST(test_stress_connect_storm)
 			long lost = atomic_load(&c->destroyed);
 
 			ck_assert_msg(c->outcome == OC_ACCEPTED ||
-			                      c->outcome == OC_REFUSED,
+			                  c->outcome == OC_REFUSED,
 			              "client %ld: undecided", id);
 			if (c->outcome == OC_ACCEPTED) {
 				/* All its messages reached the server. */
 				accepted++;
-				ck_assert_int_eq(
-				        atomic_load(&c->srv_accepts), 1);
+				ck_assert_int_eq(atomic_load(&c->srv_accepts),
+				                 1);
 				ck_assert_int_eq(c->written, c->k);
 				ck_assert_int_eq(srv_read, c->written);
 				ck_assert_int_eq(lost, 0);
 			} else {
 				/* None did: all destroyed. */
 				refused++;
-				ck_assert_int_eq(
-				        atomic_load(&c->srv_accepts), 0);
+				ck_assert_int_eq(atomic_load(&c->srv_accepts),
+				                 0);
 				ck_assert_int_eq(srv_read, 0);
 				ck_assert_int_eq(lost, c->written);
 			}

@@ -11,8 +11,7 @@ if [ ! -f "$lib" ]; then
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-cat "$srcdir"/include/polysocket/*.h |
-	sed -n 's/^POLYSOCKET_EXPORT.*[ *]\([a-z_][a-z0-9_]*\)(.*/\1/p' |
+sh "$srcdir/tests/api-names.sh" "$srcdir"/include/polysocket/*.h |
 	sort >"$tmp/declared"
 nm -D --defined-only "$lib" | awk '$2 == "T" { print $3 }' |
 	sort >"$tmp/exported"

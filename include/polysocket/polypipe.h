@@ -159,18 +159,16 @@ POLYSOCKET_EXPORT int polypipe_write_fd(polypipe *wr);
  * will not be called again, unless this call was made from inside that
  * callback (then it returns at once).  Errors: EINVAL, EBADF (write end).
  */
-POLYSOCKET_EXPORT int polypipe_set_read_notify(polypipe *rd,
-                                               polypipe_notify_fn *fn,
-                                               void *arg);
+POLYSOCKET_EXPORT int
+polypipe_set_read_notify(polypipe *rd, polypipe_notify_fn *fn, void *arg);
 
 /*
  * polypipe_set_write_notify: the same for the write side: every
  * transition from full to not full, and EOF sent, read end closed or error
  * set while full.  Errors: EINVAL, EBADF (a read end).
  */
-POLYSOCKET_EXPORT int polypipe_set_write_notify(polypipe *wr,
-                                                polypipe_notify_fn *fn,
-                                                void *arg);
+POLYSOCKET_EXPORT int
+polypipe_set_write_notify(polypipe *wr, polypipe_notify_fn *fn, void *arg);
 
 /*
  * polypipe_set_destructor: fn(msg, arg) is called exactly once for every
@@ -180,8 +178,8 @@ POLYSOCKET_EXPORT int polypipe_set_write_notify(polypipe *wr,
  * end; the last set wins; fn NULL removes it (messages are then dropped
  * silently).  Errors: EINVAL.
  */
-POLYSOCKET_EXPORT int polypipe_set_destructor(polypipe *p, polypipe_dtor_fn *fn,
-                                              void *arg);
+POLYSOCKET_EXPORT int polypipe_set_destructor(polypipe *p,
+                                              polypipe_dtor_fn *fn, void *arg);
 
 /*
  * polypipe_set_error: stores err (> 0) as the pipe's error, from either

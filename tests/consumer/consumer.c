@@ -16,7 +16,8 @@ main(void)
 	polyendpoint mine, theirs;
 	int one = 1, two = 2, *got = NULL;
 
-	if (srv == NULL || cl == NULL || polyserver_bind(srv, "consumer") < 0 ||
+	if (srv == NULL || cl == NULL ||
+	    polyserver_bind(srv, "consumer") < 0 ||
 	    polyclient_connect_name(cl, "consumer") < 0 ||
 	    polyserver_accept(srv, &theirs, 0) < 0 ||
 	    polyclient_endpoint(cl, &mine, 0) < 0) {
