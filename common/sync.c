@@ -195,21 +195,36 @@ psync_event_wait(struct psync_event *ev, pthread_mutex_t *lock,
 	return 0;
 }
 
-void
-psync_event_wake(struct psync_event *ev, bool all)
+int
+psync_event_signal(struct psync_event *ev, bool all)
 {
 	/* Sleepers sent a wake-up that have not run yet need no other. */
 	bool sleeping = ev->sleepers > ev->signaled;
 
 	if (!sleeping && ev->spinners == 0)
-		return;
-	/* Relaxed: whoever wakes re-checks under the lock, which orders
-	 * what it reads after the waker's changes. */
+		return 0;
+	/* Moving the word before the kick is what makes a late kick safe:
+	 * a sleeper that reaches the kernel after this returns at once.
+	 * Relaxed: whoever wakes re-checks under the lock, which orders what
+	 * it reads after the waker's changes. */
 	atomic_fetch_add_explicit(&ev->seq, 1, memory_order_relaxed);
 	if (!sleeping)
-		return;
+		return 0;
 	ev->signaled = all ? ev->sleepers : ev->signaled + 1;
-	futex(&ev->seq, FUTEX_WAKE, all ? INT32_MAX : 1, NULL);
+	return all ? INT32_MAX : 1;
+}
+
+void
+psync_event_kick(struct psync_event *ev, int n)
+{
+	if (n > 0)
+		futex(&ev->seq, FUTEX_WAKE, (uint32_t)n, NULL);
+}
+
+void
+psync_event_wake(struct psync_event *ev, bool all)
+{
+	psync_event_kick(ev, psync_event_signal(ev, all));
 }
 
 int

@@ -93,9 +93,23 @@ void psync_event_spin(struct psync_event *ev, pthread_mutex_t *lock);
 int psync_event_wait(struct psync_event *ev, pthread_mutex_t *lock,
                      struct psync_timer *t);
 
-/* psync_event_wake: wakes one sleeper (all if all) not woken yet, and
- * every spinner (lock held).  Nothing to do, and no atomic operation, if
- * none wait. */
+/*
+ * psync_event_signal: wakes every spinner and marks one sleeper (all if
+ * all) not woken yet as woken (lock held), and returns how many sleepers
+ * the caller must wake with psync_event_kick: 0 if none.  Nothing to do,
+ * and no atomic operation, if none wait.
+ */
+int psync_event_signal(struct psync_event *ev, bool all);
+
+/*
+ * psync_event_kick: the system call that wakes n sleepers, best made
+ * after releasing the lock, so that they do not wake to find it held.
+ * The event must still exist: the caller keeps its object alive.
+ */
+void psync_event_kick(struct psync_event *ev, int n);
+
+/* psync_event_wake: both at once, the kick under the lock (lock held),
+ * where the object may be gone once it is released. */
 void psync_event_wake(struct psync_event *ev, bool all);
 
 /*

@@ -326,7 +326,7 @@ polypipe_read_many(polypipe *rd, void **msgs, size_t max, int timeout_ms)
 	struct pipe *pp;
 	bool timed_out = false, spun = false;
 	size_t i, n;
-	int err;
+	int err, kick;
 
 	err = pipe_check_read(rd, msgs, max, timeout_ms);
 	if (err != 0) {
@@ -363,8 +363,10 @@ polypipe_read_many(polypipe *rd, void **msgs, size_t max, int timeout_ms)
 	for (i = 0; i < n; i++)
 		msgs[i] = ring_pop(pp);
 	ring_shrink(pp, n);
-	psync_event_wake(&pp->writers, n > 1);
+	kick = psync_event_signal(&pp->writers, n > 1);
 	pipe_unlock_fire(pp, pipe_changed(pp, before), 0);
+	/* Our open end keeps the pipe alive past the unlock. */
+	psync_event_kick(&pp->writers, kick);
 	return (ssize_t)n;
 }
 
@@ -382,7 +384,7 @@ polypipe_write_many(polypipe *wr, void *const *msgs, size_t n, int timeout_ms)
 	struct pipe *pp;
 	bool timed_out = false, spun = false;
 	size_t i, room;
-	int err;
+	int err, kick;
 
 	if (wr == NULL || msgs == NULL || n == 0 ||
 	    !psync_timeout_valid(timeout_ms)) {
@@ -436,8 +438,9 @@ polypipe_write_many(polypipe *wr, void *const *msgs, size_t n, int timeout_ms)
 	before = pipe_readiness(pp);
 	for (i = 0; i < n; i++)
 		ring_push(pp, msgs[i]);
-	psync_event_wake(&pp->readers, n > 1);
+	kick = psync_event_signal(&pp->readers, n > 1);
 	pipe_unlock_fire(pp, pipe_changed(pp, before), 0);
+	psync_event_kick(&pp->readers, kick); /* as in polypipe_read_many */
 	return (ssize_t)n;
 }
 
