@@ -360,9 +360,8 @@ Suite *
 faults_suite(void)
 {
 	Suite *s = suite_create("faults");
-	TCase *tc = tcase_create("alloc");
+	TCase *tc = new_tcase(s, "alloc", 60);
 
-	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_faults_polypipe_create);
 	tcase_add_test(tc, test_faults_polypipe_write_grows);
 	tcase_add_test(tc, test_faults_polypipe_write_many_partial);
@@ -371,12 +370,9 @@ faults_suite(void)
 	tcase_add_test(tc, test_faults_polyclient_create);
 	tcase_add_test(tc, test_faults_polyserver_bind);
 	tcase_add_test(tc, test_faults_conversation);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("fds");
-	tcase_set_timeout(tc, 60);
+	tc = new_tcase(s, "fds", 60);
 	tcase_add_test(tc, test_faults_pipe_fds);
 	tcase_add_test(tc, test_faults_socket_fds);
-	suite_add_tcase(s, tc);
 	return s;
 }

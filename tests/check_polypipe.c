@@ -2920,23 +2920,13 @@ END_TEST
 
 /* --- the suite ----------------------------------------------------------- */
 
-static TCase *
-add_tcase(Suite *s, const char *name)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_set_timeout(tc, 20);
-	suite_add_tcase(s, tc);
-	return tc;
-}
-
 Suite *
 polypipe_suite(void)
 {
 	Suite *s = suite_create("polypipe");
 	TCase *tc;
 
-	tc = add_tcase(s, "basic");
+	tc = new_tcase(s, "basic", 20);
 	tcase_add_test(tc, test_polypipe_create_bad_args);
 	tcase_add_test(tc, test_polypipe_create_capacity_one);
 	tcase_add_test(tc, test_polypipe_create_unbounded);
@@ -2951,7 +2941,7 @@ polypipe_suite(void)
 	tcase_add_test(tc, test_polypipe_close_either_order);
 	tcase_add_test(tc, test_polypipe_fast_path_no_syscall);
 
-	tc = add_tcase(s, "errors");
+	tc = new_tcase(s, "errors", 20);
 	tcase_add_test(tc, test_polypipe_read_bad_args);
 	tcase_add_test(tc, test_polypipe_write_bad_args);
 	tcase_add_test(tc, test_polypipe_read_many_bad_args);
@@ -2961,7 +2951,7 @@ polypipe_suite(void)
 	tcase_add_test(tc, test_polypipe_set_destructor_bad_args);
 	tcase_add_test(tc, test_polypipe_args_checked_first);
 
-	tc = add_tcase(s, "blocking");
+	tc = new_tcase(s, "blocking", 20);
 	tcase_add_test(tc, test_polypipe_read_empty_eagain);
 	tcase_add_test(tc, test_polypipe_write_full_eagain);
 	tcase_add_test(tc, test_polypipe_read_times_out);
@@ -2978,7 +2968,7 @@ polypipe_suite(void)
 	tcase_add_test(tc, test_polypipe_blocking_calls_not_interrupted);
 	tcase_add_test(tc, test_polypipe_timed_wait_not_interrupted);
 
-	tc = add_tcase(s, "eof_error");
+	tc = new_tcase(s, "eof_error", 20);
 	tcase_add_test(tc, test_polypipe_eof_then_drain);
 	tcase_add_test(tc, test_polypipe_write_after_eof_epipe);
 	tcase_add_test(tc, test_polypipe_write_eof_idempotent);
@@ -2998,7 +2988,7 @@ polypipe_suite(void)
 	tcase_add_test(tc, test_polypipe_error_before_epipe);
 	tcase_add_test(tc, test_polypipe_close_is_not_error);
 
-	tc = add_tcase(s, "destructor");
+	tc = new_tcase(s, "destructor", 20);
 	tcase_add_test(tc, test_polypipe_destructor_unread_on_read_close);
 	tcase_add_test(tc, test_polypipe_destructor_not_on_write_close);
 	tcase_add_test(tc, test_polypipe_destructor_last_set_wins);
@@ -3008,7 +2998,7 @@ polypipe_suite(void)
 	tcase_add_test(tc, test_polypipe_destructor_in_closing_thread);
 	tcase_add_test(tc, test_polypipe_destructor_may_call_library);
 
-	tc = add_tcase(s, "fd");
+	tc = new_tcase(s, "fd", 20);
 	tcase_add_test(tc, test_polypipe_fd_bad_args);
 	tcase_add_test(tc, test_polypipe_fd_same_every_call);
 	tcase_add_test(tc, test_polypipe_read_fd_follows_state);
@@ -3020,7 +3010,7 @@ polypipe_suite(void)
 	tcase_add_test(tc, test_polypipe_fd_wakes_poll);
 	tcase_add_test(tc, test_polypipe_write_fd_unbounded);
 
-	tc = add_tcase(s, "notify");
+	tc = new_tcase(s, "notify", 20);
 	tcase_add_test(tc, test_polypipe_notify_bad_args);
 	tcase_add_test(tc, test_polypipe_read_notify_empty_to_nonempty);
 	tcase_add_test(tc, test_polypipe_read_notify_on_end_of_stream);
@@ -3037,11 +3027,11 @@ polypipe_suite(void)
 	tcase_add_test(tc, test_polypipe_write_notify_removal_race);
 	tcase_add_test(tc, test_polypipe_close_skips_own_notifier);
 
-	tc = add_tcase(s, "typed");
+	tc = new_tcase(s, "typed", 20);
 	tcase_add_test(tc, test_polypipe_typed_round_trip);
 	tcase_add_test(tc, test_polypipe_typed_errors);
 
-	tc = add_tcase(s, "mpmc");
+	tc = new_tcase(s, "mpmc", 20);
 	tcase_add_test(tc, test_polypipe_mpmc_no_loss_no_dup_in_order);
 
 	return s;

@@ -2488,16 +2488,6 @@ END_TEST
 
 /* --- the suite ---------------------------------------------------------- */
 
-static TCase *
-new_tcase(Suite *s, const char *name)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_set_timeout(tc, 20);
-	suite_add_tcase(s, tc);
-	return tc;
-}
-
 /*
  * A notifier set after accept decided an attempt, but before accept got
  * round to calling the notifiers, is called once: by its setter, which
@@ -2583,7 +2573,7 @@ polysocket_suite(void)
 	Suite *s = suite_create("polysocket");
 	TCase *tc;
 
-	tc = new_tcase(s, "server");
+	tc = new_tcase(s, "server", 20);
 	tcase_add_test(tc, test_polyserver_create);
 	tcase_add_test(tc, test_polyserver_create_unbounded_backlog);
 	tcase_add_test(tc, test_polyserver_set_backlog_einval);
@@ -2604,7 +2594,7 @@ polysocket_suite(void)
 	tcase_add_test(tc, test_polyserver_accept_many_einval);
 	tcase_add_test(tc, test_polyserver_null_handle);
 
-	tc = new_tcase(s, "refuse");
+	tc = new_tcase(s, "refuse", 20);
 	tcase_add_test(tc, test_polyserver_refuse_every_form);
 	tcase_add_test(tc, test_polyserver_refuse_wakes_waiting_client);
 	tcase_add_test(tc,
@@ -2618,7 +2608,7 @@ polysocket_suite(void)
 	tcase_add_test(tc, test_polyserver_refuse_after_shutdown);
 	tcase_add_test(tc, test_polyclient_refused_for_good);
 
-	tc = new_tcase(s, "readiness");
+	tc = new_tcase(s, "readiness", 20);
 	tcase_add_test(tc, test_polyserver_pending);
 	tcase_add_test(tc, test_polyserver_accept_fd_level);
 	tcase_add_test(tc, test_polyserver_accept_fd_created_late);
@@ -2632,13 +2622,13 @@ polysocket_suite(void)
 	tcase_add_test(tc, test_polyserver_accept_notify_removed);
 	tcase_add_test(tc, test_polyserver_close_skips_accept_notify);
 
-	tc = new_tcase(s, "backlog");
+	tc = new_tcase(s, "backlog", 20);
 	tcase_add_test(tc, test_polyserver_backlog_full);
 	tcase_add_test(tc, test_polyserver_backlog_freed_by_refuse);
 	tcase_add_test(tc, test_polyserver_backlog_freed_by_close);
 	tcase_add_test(tc, test_polyserver_backlog_accept_notify);
 
-	tc = new_tcase(s, "names");
+	tc = new_tcase(s, "names", 20);
 	tcase_add_test(tc, test_polyserver_bind_connect_name);
 	tcase_add_test(tc, test_polyserver_bind_eaddrinuse);
 	tcase_add_test(tc, test_polyserver_bind_einval);
@@ -2650,7 +2640,7 @@ polysocket_suite(void)
 	tcase_add_test(tc, test_polyclient_connect_name_einval);
 	tcase_add_test(tc, test_polyclient_connect_name_refusing);
 
-	tc = new_tcase(s, "client");
+	tc = new_tcase(s, "client", 20);
 	tcase_add_test(tc, test_polyclient_create);
 	tcase_add_test(tc, test_polyclient_connect_einval);
 	tcase_add_test(tc, test_polyclient_connect_ealready);
@@ -2678,7 +2668,7 @@ polysocket_suite(void)
 	tcase_add_test(tc, test_polyclient_connect_notify_removed);
 	tcase_add_test(tc, test_polyclient_connect_notify_set_during_accept);
 
-	tc = new_tcase(s, "close");
+	tc = new_tcase(s, "close", 20);
 	tcase_add_test(tc, test_polyclient_close_withdraws);
 	tcase_add_test(tc, test_polyclient_close_withdraws_first_of_two);
 	tcase_add_test(tc, test_polyclient_close_destroys_async_messages);
@@ -2693,7 +2683,7 @@ polysocket_suite(void)
 	tcase_add_test(tc, test_polyserver_close_wakes_waiting_client);
 	tcase_add_test(tc, test_polysocket_version);
 
-	tc = new_tcase(s, "storm");
+	tc = new_tcase(s, "storm", 20);
 	tcase_add_test(tc, test_polysocket_storm);
 	return s;
 }

@@ -2390,39 +2390,29 @@ END_TEST
 
 /* --- the suite --------------------------------------------------------- */
 
-static TCase *
-new_tcase(Suite *s, const char *name)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_set_timeout(tc, 60);
-	suite_add_tcase(s, tc);
-	return tc;
-}
-
 Suite *
 stress_suite(void)
 {
 	Suite *s = suite_create("stress");
 	TCase *tc;
 
-	tc = new_tcase(s, "mpmc");
+	tc = new_tcase(s, "mpmc", 60);
 	tcase_add_test(tc, test_stress_mpmc_single);
 	tcase_add_test(tc, test_stress_mpmc_batch);
 
-	tc = new_tcase(s, "teardown");
+	tc = new_tcase(s, "teardown", 60);
 	tcase_add_test(tc, test_stress_teardown_close_write);
 	tcase_add_test(tc, test_stress_teardown_close_read);
 	tcase_add_test(tc, test_stress_teardown_close_both);
 	tcase_add_test(tc, test_stress_teardown_eof);
 	tcase_add_test(tc, test_stress_teardown_error);
 
-	tc = new_tcase(s, "notify");
+	tc = new_tcase(s, "notify", 60);
 	tcase_add_test(tc, test_stress_notify_pipe);
 	tcase_add_test(tc, test_stress_notify_accept);
 	tcase_add_test(tc, test_stress_notify_connect);
 
-	tc = new_tcase(s, "connect");
+	tc = new_tcase(s, "connect", 60);
 	tcase_add_test(tc, test_stress_connect_storm);
 	tcase_add_test(tc, test_stress_connect_withdrawn);
 	return s;

@@ -83,6 +83,17 @@ now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* A test case added to s, each of whose tests fails after timeout_s. */
+static inline TCase *
+new_tcase(Suite *s, const char *name, int timeout_s)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_set_timeout(tc, timeout_s);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
 /* A message value that is not a real pointer: (void *)(uintptr_t)n. */
 #define MSG(n) ((void *)(uintptr_t)(n))
 #define MSGVAL(p) ((uintptr_t)(p))
