@@ -217,7 +217,7 @@ psync_event_signal(struct psync_event *ev, bool all)
 void
 psync_event_kick(struct psync_event *ev, int n)
 {
-	if (n > 0)
+	if (n > 0) /* else ev may be NULL */
 		futex(&ev->seq, FUTEX_WAKE, (uint32_t)n, NULL);
 }
 

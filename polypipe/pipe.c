@@ -2,10 +2,10 @@
  * pipe.c - polypipe: a bounded MPMC FIFO of void * messages.
  *
  * Both ends live in one allocation with the shared state.  One mutex
- * guards everything.  Readiness of each side is recomputed
- * after every change: the eventfds are written only when a side's
- * readiness flips, and notifiers are called for the flips to ready, after
- * the mutex is released.  The pipe is freed when both ends are closed and
+ * guards everything.  Readiness of each side is recomputed after every
+ * change: the eventfds are written only when a side's readiness flips,
+ * and notifiers are called for the flips to ready, after the mutex is
+ * released.  The pipe is freed when both ends are closed and
  * no notifier call is in flight (refs).
  *
  * The two sides never both wait for data (a pipe cannot be both empty
@@ -124,13 +124,22 @@ pipe_free(struct pipe *pp)
  * Releases the lock after a change, calling the notifiers of the sides in
  * rise one after the other, and gives up drop references (an end being
  * closed).  A reference keeps the pipe alive across the calls, even if a
- * callback closes both ends.
+ * callback closes both ends.  kick sleepers of ev are woken (see
+ * psync_event_signal): after the unlock when no callback can free the
+ * pipe meanwhile, before the callbacks otherwise.
  */
 static void
-pipe_unlock_fire(struct pipe *pp, unsigned rise, unsigned drop)
+pipe_unlock_fire(struct pipe *pp, unsigned rise, unsigned drop,
+                 struct psync_event *ev, int kick)
 {
 	bool last;
 
+	if (rise == 0 && drop == 0) {
+		pthread_mutex_unlock(&pp->lock);
+		psync_event_kick(ev, kick); /* the caller's end is open */
+		return;
+	}
+	psync_event_kick(ev, kick);
 	if (rise != 0) {
 		pp->refs++;
 		drop++;
@@ -364,9 +373,7 @@ polypipe_read_many(polypipe *rd, void **msgs, size_t max, int timeout_ms)
 		msgs[i] = ring_pop(pp);
 	ring_shrink(pp, n);
 	kick = psync_event_signal(&pp->writers, n > 1);
-	pipe_unlock_fire(pp, pipe_changed(pp, before), 0);
-	/* Our open end keeps the pipe alive past the unlock. */
-	psync_event_kick(&pp->writers, kick);
+	pipe_unlock_fire(pp, pipe_changed(pp, before), 0, &pp->writers, kick);
 	return (ssize_t)n;
 }
 
@@ -439,8 +446,7 @@ polypipe_write_many(polypipe *wr, void *const *msgs, size_t n, int timeout_ms)
 	for (i = 0; i < n; i++)
 		ring_push(pp, msgs[i]);
 	kick = psync_event_signal(&pp->readers, n > 1);
-	pipe_unlock_fire(pp, pipe_changed(pp, before), 0);
-	psync_event_kick(&pp->readers, kick); /* as in polypipe_read_many */
+	pipe_unlock_fire(pp, pipe_changed(pp, before), 0, &pp->readers, kick);
 	return (ssize_t)n;
 }
 
@@ -471,7 +477,7 @@ polypipe_write_eof(polypipe *wr)
 	before = pipe_readiness(pp);
 	pp->eof = true;
 	pipe_wake_all(pp);
-	pipe_unlock_fire(pp, pipe_changed(pp, before), 0);
+	pipe_unlock_fire(pp, pipe_changed(pp, before), 0, NULL, 0);
 	return 0;
 }
 
@@ -494,7 +500,7 @@ polypipe_set_error(polypipe *p, int err)
 	before = pipe_readiness(pp);
 	pp->error = err;
 	pipe_wake_all(pp);
-	pipe_unlock_fire(pp, pipe_changed(pp, before), 0);
+	pipe_unlock_fire(pp, pipe_changed(pp, before), 0, NULL, 0);
 	return 0;
 }
 
@@ -647,7 +653,7 @@ pipe_discard(polypipe *wr)
 	before = pipe_readiness(pp);
 	o = pipe_take_all(pp);
 	psync_event_wake(&pp->writers, true);
-	pipe_unlock_fire(pp, pipe_changed(pp, before), 0);
+	pipe_unlock_fire(pp, pipe_changed(pp, before), 0, NULL, 0);
 	orphans_destroy(&o);
 }
 
@@ -674,7 +680,7 @@ polypipe_close(polypipe *p)
 	else
 		pp->eof = true;
 	pipe_wake_all(pp);
-	pipe_unlock_fire(pp, pipe_changed(pp, before), 1);
+	pipe_unlock_fire(pp, pipe_changed(pp, before), 1, NULL, 0);
 	if (fd >= 0)
 		close(fd);
 	orphans_destroy(&o);
