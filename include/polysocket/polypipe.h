@@ -17,6 +17,10 @@
  * stored error, then EPIPE, then waiting (EAGAIN, ETIMEDOUT).
  *
  * Choices where the contract is silent:
+ * - A call that has to wait spins for up to 10 microseconds before it
+ *   sleeps, when another CPU can run its peer and spinning has paid off
+ *   lately on that side of the pipe; otherwise it sleeps at once.  An
+ *   idle waiter uses no CPU.
  * - Buffer memory grows with the messages held (never with the capacity)
  *   and shrinks again as they are read.  A write that needs more buffer
  *   memory and cannot get it fails with ENOMEM and takes no message;
