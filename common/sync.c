@@ -41,6 +41,18 @@ psync_calloc(size_t n, size_t size)
 {
 	return psync_fault() ? NULL : calloc(n, size);
 }
+
+void *
+psync_realloc(void *p, size_t size)
+{
+	return psync_fault() ? NULL : realloc(p, size);
+}
+
+void *
+psync_aligned_alloc(size_t align, size_t size)
+{
+	return psync_fault() ? NULL : aligned_alloc(align, size);
+}
 #endif
 
 /* How long a waiter spins before sleeping.  A peer running on another
@@ -98,74 +110,187 @@ spin_useful(void)
 }
 
 void
-psync_event_spin(struct psync_event *ev, pthread_mutex_t *lock)
+psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
+           const _Atomic uint32_t *b, uint32_t b0)
 {
-	uint32_t seq;
+	uint8_t skip, backoff;
 	int64_t until;
-	bool woken = false;
+	bool changed = false;
 	unsigned i;
 
-	if (ev->skip > 0) {
-		ev->skip--;
+	skip = atomic_load_explicit(&s->skip, memory_order_relaxed);
+	if (skip > 0) {
+		atomic_store_explicit(&s->skip, skip - 1,
+		                      memory_order_relaxed);
 		return;
 	}
 	if (!spin_useful())
 		return;
-	seq = atomic_load_explicit(&ev->seq, memory_order_relaxed);
-	ev->spinners++;
-	pthread_mutex_unlock(lock);
+	/* Relaxed: the caller re-checks with the ordering it needs. */
 	until = clock_ns() + SPIN_NS;
-	for (i = 1; !woken; i++) {
+	for (i = 1; !changed; i++) {
 		cpu_relax();
-		/* Relaxed: the caller re-checks under the lock, which orders
-		 * what it reads after the waker's changes. */
-		woken = atomic_load_explicit(&ev->seq, memory_order_relaxed) !=
-		        seq;
+		changed =
+		    atomic_load_explicit(a, memory_order_relaxed) != a0 ||
+		    atomic_load_explicit(b, memory_order_relaxed) != b0;
 		if (i % 64 == 0 && clock_ns() >= until)
 			break;
 	}
-	/* A wake-up that came only after the window was not the spin's
+	/* A change that came only after the window was not the spin's
 	 * doing: this thread was descheduled, most likely for the peer on
 	 * the same CPU, and spinning there only delays the peer. */
-	if (woken && clock_ns() > until)
-		woken = false;
-	pthread_mutex_lock(lock);
-	ev->spinners--;
-	if (woken) {
-		ev->backoff = 0;
-	} else {
-		ev->backoff = ev->backoff == 0 ? 1
-		              : ev->backoff > SPIN_BACKOFF_MAX / 2
-		                  ? SPIN_BACKOFF_MAX
-		                  : ev->backoff * 2 + 1;
-		ev->skip = ev->backoff;
+	if (changed && clock_ns() > until)
+		changed = false;
+	if (changed) {
+		atomic_store_explicit(&s->backoff, 0, memory_order_relaxed);
+		return;
 	}
+	backoff = atomic_load_explicit(&s->backoff, memory_order_relaxed);
+	backoff = backoff == 0                     ? 1
+	          : backoff > SPIN_BACKOFF_MAX / 2 ? SPIN_BACKOFF_MAX
+	                                           : backoff * 2 + 1;
+	atomic_store_explicit(&s->backoff, backoff, memory_order_relaxed);
+	atomic_store_explicit(&s->skip, backoff, memory_order_relaxed);
+}
+
+void
+psync_lock_wait(struct psync_lock *l)
+{
+	unsigned i;
+
+	/* A side's lock is held for tens of nanoseconds: a holder running
+	 * on another CPU lets go long before a sleep would pay. */
+	if (spin_useful()) {
+		for (i = 0; i < 128; i++) {
+			cpu_relax();
+			if (atomic_load_explicit(&l->word,
+			                         memory_order_relaxed) == 0 &&
+			    psync_trylock(l))
+				return;
+		}
+	}
+	/* Mark it contended, so the holder's unlock wakes a sleeper. */
+	while (atomic_exchange_explicit(&l->word, 2, memory_order_acquire) !=
+	       0)
+		futex(&l->word, FUTEX_WAIT, 2, NULL);
+}
+
+void
+psync_lock_wake(struct psync_lock *l)
+{
+	futex(&l->word, FUTEX_WAKE, 1, NULL);
+}
+
+/* The futex word of an eventcount: the low half of its 64 bits. */
+static _Atomic uint32_t *
+ec_futex(struct psync_ec *ec)
+{
+	return (_Atomic uint32_t *)&ec->word +
+	       (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__);
+}
+
+uint32_t
+psync_ec_prepare(struct psync_ec *ec)
+{
+	uint64_t w = atomic_fetch_add_explicit(&ec->word, PSYNC_EC_ONE,
+	                                       memory_order_seq_cst);
+
+	atomic_thread_fence(memory_order_seq_cst);
+	return (uint32_t)w;
+}
+
+void
+psync_ec_cancel(struct psync_ec *ec, uint32_t seq)
+{
+	uint64_t w = atomic_load_explicit(&ec->word, memory_order_relaxed);
+
+	/* While the number has not moved, no waker has taken our
+	 * registration off the count: take it off.  Once it has moved, a
+	 * waker counted us as woken. */
+	while ((uint32_t)w == seq && w >= PSYNC_EC_ONE &&
+	       !atomic_compare_exchange_weak_explicit(
+	           &ec->word, &w, w - PSYNC_EC_ONE, memory_order_relaxed,
+	           memory_order_relaxed))
+		;
+}
+
+int
+psync_ec_sleep(struct psync_ec *ec, uint32_t seq, struct psync_timer *t)
+{
+	const struct timespec *deadline = psync_timer_deadline(t);
+	long r;
+
+	assert(t->timeout_ms != 0);
+	/* EINTR and EAGAIN (the number moved) are wake-ups like any
+	 * other. */
+	r = futex(ec_futex(ec), FUTEX_WAIT_BITSET, seq, deadline);
+	psync_ec_cancel(ec, seq);
+	if (deadline == NULL)
+		return 0;
+	if (r < 0 && errno == ETIMEDOUT)
+		return ETIMEDOUT;
+	return psync_timer_passed(t) ? ETIMEDOUT : 0;
+}
+
+void
+psync_ec_kick(struct psync_ec *ec, bool all)
+{
+	uint64_t w = atomic_load_explicit(&ec->word, memory_order_relaxed);
+	uint64_t left;
+
+	do {
+		if (w < PSYNC_EC_ONE)
+			return; /* another waker took them */
+		left = all ? 0 : (w >> 32) - 1;
+		/* The sequence number wraps within its 32 bits. */
+	} while (!atomic_compare_exchange_weak_explicit(
+	    &ec->word, &w, (left << 32) | (uint32_t)(w + 1),
+	    memory_order_relaxed, memory_order_relaxed));
+	futex(ec_futex(ec), FUTEX_WAKE, all ? INT32_MAX : 1, NULL);
+}
+
+const struct timespec *
+psync_timer_deadline(struct psync_timer *t)
+{
+	if (t->timeout_ms < 0)
+		return NULL;
+	if (!t->armed) {
+		clock_gettime(CLOCK_MONOTONIC, &t->deadline);
+		t->deadline.tv_sec += t->timeout_ms / 1000;
+		t->deadline.tv_nsec += (long)(t->timeout_ms % 1000) * 1000000;
+		if (t->deadline.tv_nsec >= 1000000000) {
+			t->deadline.tv_sec++;
+			t->deadline.tv_nsec -= 1000000000;
+		}
+		t->armed = true;
+	}
+	return &t->deadline;
+}
+
+bool
+psync_timer_passed(struct psync_timer *t)
+{
+	const struct timespec *deadline = psync_timer_deadline(t);
+	struct timespec now;
+
+	if (deadline == NULL)
+		return false;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > deadline->tv_sec ||
+	       (now.tv_sec == deadline->tv_sec &&
+	        now.tv_nsec >= deadline->tv_nsec);
 }
 
 int
 psync_event_wait(struct psync_event *ev, pthread_mutex_t *lock,
                  struct psync_timer *t)
 {
-	const struct timespec *deadline = NULL;
-	struct timespec now;
+	const struct timespec *deadline;
 	uint32_t seq;
 	long r;
 
 	assert(t->timeout_ms != 0);
-	if (t->timeout_ms > 0) {
-		if (!t->armed) {
-			clock_gettime(CLOCK_MONOTONIC, &t->deadline);
-			t->deadline.tv_sec += t->timeout_ms / 1000;
-			t->deadline.tv_nsec +=
-			    (long)(t->timeout_ms % 1000) * 1000000;
-			if (t->deadline.tv_nsec >= 1000000000) {
-				t->deadline.tv_sec++;
-				t->deadline.tv_nsec -= 1000000000;
-			}
-			t->armed = true;
-		}
-		deadline = &t->deadline;
-	}
+	deadline = psync_timer_deadline(t);
 	/* A wake-up after this load moves the word, so the futex call
 	 * below returns at once rather than missing it. */
 	seq = atomic_load_explicit(&ev->seq, memory_order_relaxed);
@@ -187,12 +312,7 @@ psync_event_wait(struct psync_event *ev, pthread_mutex_t *lock,
 		return ETIMEDOUT;
 	/* Woken right at the deadline counts as timed out too, so the
 	 * caller never sleeps again past it. */
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (now.tv_sec > deadline->tv_sec ||
-	    (now.tv_sec == deadline->tv_sec &&
-	     now.tv_nsec >= deadline->tv_nsec))
-		return ETIMEDOUT;
-	return 0;
+	return psync_timer_passed(t) ? ETIMEDOUT : 0;
 }
 
 int
@@ -201,15 +321,13 @@ psync_event_signal(struct psync_event *ev, bool all)
 	/* Sleepers sent a wake-up that have not run yet need no other. */
 	bool sleeping = ev->sleepers > ev->signaled;
 
-	if (!sleeping && ev->spinners == 0)
+	if (!sleeping)
 		return 0;
 	/* Moving the word before the kick is what makes a late kick safe:
 	 * a sleeper that reaches the kernel after this returns at once.
 	 * Relaxed: whoever wakes re-checks under the lock, which orders what
 	 * it reads after the waker's changes. */
 	atomic_fetch_add_explicit(&ev->seq, 1, memory_order_relaxed);
-	if (!sleeping)
-		return 0;
 	ev->signaled = all ? ev->sleepers : ev->signaled + 1;
 	return all ? INT32_MAX : 1;
 }

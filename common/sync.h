@@ -9,7 +9,9 @@
 #define POLYSOCKET_SYNC_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
@@ -27,9 +29,13 @@ extern unsigned long psync_fail_at;
 extern unsigned long psync_allocs;
 void *psync_malloc(size_t size);
 void *psync_calloc(size_t n, size_t size);
+void *psync_realloc(void *p, size_t size);
+void *psync_aligned_alloc(size_t align, size_t size);
 #else
 #define psync_malloc(size) malloc(size)
 #define psync_calloc(n, size) calloc(n, size)
+#define psync_realloc(p, size) realloc(p, size)
+#define psync_aligned_alloc(align, size) aligned_alloc(align, size)
 #endif
 
 /* psync_timeout_valid: whether timeout_ms is -1, 0 or positive. */
@@ -56,33 +62,127 @@ psync_timer(int timeout_ms)
 }
 
 /*
+ * psync_timer_deadline: the absolute CLOCK_MONOTONIC deadline for a
+ * sleep, read from the clock on first use; NULL for no limit.
+ * psync_timer_passed: whether it has passed (false without a limit).
+ */
+const struct timespec *psync_timer_deadline(struct psync_timer *t);
+bool psync_timer_passed(struct psync_timer *t);
+
+/*
+ * A lock of one word, for the two sides of a pipe: 0 free, 1 held, 2 held
+ * with sleepers.  Taking and releasing a free lock is one atomic
+ * instruction each and no system call.  A thread that finds it held
+ * spins briefly (when another CPU can run the holder) before it sleeps.
+ */
+struct psync_lock {
+	_Atomic uint32_t word;
+};
+
+void psync_lock_wait(struct psync_lock *l);
+void psync_lock_wake(struct psync_lock *l);
+
+static inline bool
+psync_trylock(struct psync_lock *l)
+{
+	uint32_t free_ = 0;
+
+	return atomic_compare_exchange_strong_explicit(
+	    &l->word, &free_, 1, memory_order_acquire, memory_order_relaxed);
+}
+
+static inline void
+psync_lock(struct psync_lock *l)
+{
+	if (!psync_trylock(l))
+		psync_lock_wait(l);
+}
+
+static inline void
+psync_unlock(struct psync_lock *l)
+{
+	if (atomic_exchange_explicit(&l->word, 0, memory_order_release) == 2)
+		psync_lock_wake(l);
+}
+
+/*
+ * An eventcount: how threads sleep until a condition that other threads
+ * change without any lock in common.  The word holds a sequence number
+ * (low 32 bits, the futex word) and the number of sleepers registered
+ * (high 32 bits).
+ *
+ * A waiter registers (psync_ec_prepare), checks its condition again, and
+ * then either cancels (psync_ec_cancel) or sleeps (psync_ec_sleep).  A
+ * changer makes its change, then issues atomic_thread_fence(seq_cst) and
+ * calls psync_ec_wake.  The two fences order a waiter's registration
+ * against the change: either the waiter's check sees the change or the
+ * changer sees the registration.  psync_ec_wake moves the sequence
+ * number, so a sleeper not yet in the kernel returns at once, and takes
+ * the woken sleepers off the count, so later changes make no system call
+ * until somebody registers again.  The count may exceed the sleepers (a
+ * sleeper that left after a wake-up meant for another), costing one
+ * needless system call, never fall short of them.
+ */
+struct psync_ec {
+	_Atomic uint64_t word;
+};
+
+#define PSYNC_EC_ONE ((uint64_t)1 << 32)
+
+/* Registers a sleeper and returns the sequence number to sleep on;
+ * fenced: the caller checks its condition next. */
+uint32_t psync_ec_prepare(struct psync_ec *ec);
+
+/* Takes back a registration that found its condition met. */
+void psync_ec_cancel(struct psync_ec *ec, uint32_t seq);
+
+/* Sleeps until woken, t's deadline (ETIMEDOUT) or spuriously (0).  Never
+ * EINTR.  The caller checks its condition again either way. */
+int psync_ec_sleep(struct psync_ec *ec, uint32_t seq, struct psync_timer *t);
+
+void psync_ec_kick(struct psync_ec *ec, bool all);
+
+/* Wakes one sleeper, or all; after the caller's fence.  No atomic
+ * read-modify-write and no system call when nobody sleeps. */
+static inline void
+psync_ec_wake(struct psync_ec *ec, bool all)
+{
+	if (atomic_load_explicit(&ec->word, memory_order_relaxed) >=
+	    PSYNC_EC_ONE)
+		psync_ec_kick(ec, all);
+}
+
+/*
+ * Adaptive spinning before a sleep, for a peer running on another CPU:
+ * a sleep and wake-up costs tens of microseconds on a virtual machine,
+ * an answer from a running peer a microsecond or two.  psync_spin spins
+ * up to SPIN_NS (10 us) while *a == a0 and *b == b0, with no lock
+ * held.  A spin that ends without a change (or whose
+ * change came only after the window: the thread was descheduled,
+ * likely for its peer on the same CPU) makes the next waits skip
+ * spinning, twice as many each time it fails again, up to 255.  The
+ * counters are hints: racing updates are harmless.
+ */
+struct psync_spin {
+	_Atomic uint8_t skip;
+	_Atomic uint8_t backoff;
+};
+
+void psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
+                const _Atomic uint32_t *b, uint32_t b0);
+
+/*
  * An event that threads wait for under an object's lock: a futex word
- * that moves at every wake-up, and counts of who is waiting.  Wakers
- * touch the word only when somebody spins or sleeps on it, so an object
- * nobody waits on costs no atomic operation and no system call, and a
- * sleeper already sent a wake-up is not sent another before it has run.
- * Sixteen bytes, where a pthread condition variable takes 48.
+ * that moves at every wake-up, and counts of who sleeps.  Wakers touch
+ * the word only when somebody sleeps on it, and a sleeper already sent a
+ * wake-up is not sent another before it has run.  Sixteen bytes, where a
+ * pthread condition variable takes 48.
  */
 struct psync_event {
 	_Atomic uint32_t seq; /* moves at every wake-up */
 	uint32_t sleepers;    /* lock: threads in psync_event_wait */
 	uint32_t signaled;    /* lock: wake-ups sent, not yet taken */
-	uint16_t spinners;    /* lock: threads in psync_event_spin */
-	uint8_t skip;         /* lock: waits left before the next spin */
-	uint8_t backoff;      /* lock: skip after the next failed spin */
 };
-
-/*
- * psync_event_spin: before sleeping, spins a few microseconds with the
- * lock released, for a peer running on another CPU to wake the event:
- * much cheaper than a sleep and wake-up.  Spinning adapts: after a spin
- * that ends without a wake-up, the next waits on this event skip it,
- * twice as many each time it fails again, so a waiter whose peer cannot
- * run meanwhile (same CPU, or idle) barely spins.  Lock held on entry
- * and on return, but released meanwhile: the caller must check its
- * condition again before it waits.
- */
-void psync_event_spin(struct psync_event *ev, pthread_mutex_t *lock);
 
 /*
  * psync_event_wait: sleeps (lock released meanwhile) until the event is
@@ -94,10 +194,10 @@ int psync_event_wait(struct psync_event *ev, pthread_mutex_t *lock,
                      struct psync_timer *t);
 
 /*
- * psync_event_signal: wakes every spinner and marks one sleeper (all if
- * all) not woken yet as woken (lock held), and returns how many sleepers
- * the caller must wake with psync_event_kick: 0 if none.  Nothing to do,
- * and no atomic operation, if none wait.
+ * psync_event_signal: marks one sleeper (all if all) not woken yet as
+ * woken (lock held), and returns how many sleepers the caller must wake
+ * with psync_event_kick: 0 if none.  Nothing to do, and no atomic
+ * operation, if none sleep.
  */
 int psync_event_signal(struct psync_event *ev, bool all);
 

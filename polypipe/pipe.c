@@ -1,21 +1,41 @@
 /*
  * pipe.c - polypipe: a bounded MPMC FIFO of void * messages.
  *
- * Both ends live in one allocation with the shared state.  One mutex
- * guards everything.  Readiness of each side is recomputed after every
- * change: the eventfds are written only when a side's readiness flips,
- * and notifiers are called for the flips to ready, after the mutex is
- * released.  The pipe is freed when both ends are closed and
- * no notifier call is in flight (refs).
+ * The messages sit in a ring between two counters: tail (messages ever
+ * written) and head (messages ever read).  Each side has a lock and a
+ * cache line of its own: writers take the write side's lock and move
+ * tail, readers take the read side's lock and move head, and neither
+ * takes the other's lock to pass a message.  A side reads the other's
+ * counter only when its own copy (head_seen, tail_seen) says the ring is
+ * full or empty, so a steady stream moves few cache lines between CPUs.
  *
- * The two sides never both wait for data (a pipe cannot be both empty
- * and full), and each has its own psync_event: a waiter spins briefly,
- * then sleeps on it; writers and readers wake it only when somebody
- * waits, so the fast path makes no system call.
+ * Waiting is an eventcount per side (psync_ec): a waiter spins briefly on
+ * the counter it waits for, then registers and sleeps; a mover fences
+ * and wakes only if somebody is registered.  So a call that neither
+ * waits nor wakes anybody makes no system call.
+ *
+ * Everything else (EOF, errors, closing, the destructor, growing the
+ * ring) takes both sides' locks, write side first.  The read side may
+ * only try the write side's lock (for shrinking the ring).
+ *
+ * Readiness, for descriptors and notifiers, must follow every transition
+ * exactly, which the two sides cannot see without a lock in common.  So
+ * the first call that asks for a descriptor or sets a notifier makes the
+ * pipe "watched" for good: it allocates struct pipe_ext, whose mutex
+ * from then on guards everything, every call included, as a single lock
+ * would.  The switch happens under both sides' locks; a call of the
+ * lock-free kind re-checks the flag whenever it takes its side's lock,
+ * and goes over to the mutex.  Pipes nobody polls stay lock-free and
+ * small; pipes in a poll loop pay for a system call per transition
+ * anyway.
+ *
+ * The pipe is freed when both ends are closed and no notifier call is in
+ * flight (refs).
  */
 #include "config.h"
 
 #include <errno.h>
+#include <stdalign.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,28 +44,64 @@
 #include "common/sync.h"
 #include "polypipe/pipe.h"
 
+/* Bits of the flags word, kept in both sides' lines. */
+enum {
+	F_EOF = 1,      /* EOF sent or write end closed */
+	F_ERROR = 2,    /* an error is set */
+	F_RDCLOSED = 4, /* the read end is closed */
+	F_WATCHED = 8,  /* ext exists: every call takes ext->lock */
+};
+#define F_ENDED (F_EOF | F_ERROR)
+#define F_NOWRITE (F_EOF | F_ERROR | F_RDCLOSED)
+
 struct polypipe {
-	bool reader;                  /* the read end; else the write end */
-	bool closed;                  /* lock */
-	struct psync_efd efd;         /* lock */
-	struct psync_notifier notify; /* lock */
+	bool reader; /* the read end; else the write end */
+	bool closed; /* all locks */
 };
 
-struct pipe {
+/* What a watched pipe needs besides: allocated on first use. */
+struct pipe_ext {
 	pthread_mutex_t lock;
-	size_t capacity; /* immutable */
+	struct psync_event settle;       /* notifier calls ending */
+	struct psync_efd efd[2];         /* [reader] */
+	struct psync_notifier notify[2]; /* [reader] */
+};
 
-	/* All below: lock. */
-	struct psync_event readers; /* a read may not wait; notifier idle */
-	struct psync_event writers; /* a write may not wait; notifier idle */
-	void **ring;                /* buffered messages, ring[head] oldest */
-	size_t size;                /* slots allocated in ring */
-	size_t head;
-	size_t len;
-	size_t taken;  /* read since the last shrink check */
-	int error;     /* first error set, or 0 */
-	bool eof;      /* EOF sent or write end closed */
-	unsigned refs; /* open ends + notifier calls in flight */
+#define LINE 64
+
+/* Fields in the first groups are written by their side only, or under
+ * both locks; ring and size are in both groups, so that neither side
+ * reads the other's line to find the messages. */
+struct pipe {
+	/* Writers' line: w.lock, or both locks. */
+	alignas(LINE) struct {
+		struct psync_lock lock;
+		_Atomic uint32_t flags;
+		struct psync_ec readers; /* readers waiting for a message */
+		_Atomic size_t tail;
+		size_t tidx;      /* slot of the next write */
+		size_t head_seen; /* <= head */
+		void **ring;
+		size_t size;
+		struct psync_spin spin;
+	} w;
+	/* Readers' line: r.lock, or both locks. */
+	alignas(LINE) struct {
+		struct psync_lock lock;
+		_Atomic uint32_t flags;
+		struct psync_ec writers; /* writers waiting for a slot */
+		_Atomic size_t head;
+		size_t hidx;      /* slot of the oldest message */
+		size_t tail_seen; /* <= tail */
+		void **ring;
+		size_t size;
+		struct psync_spin spin;
+	} r;
+	/* Read-mostly: written under both locks. */
+	alignas(LINE) size_t capacity; /* immutable */
+	struct pipe_ext *_Atomic ext;
+	_Atomic int error; /* first error set, or 0 */
+	unsigned refs;     /* open ends + notifier calls in flight */
 	polypipe_dtor_fn *dtor;
 	void *dtor_arg;
 	struct polypipe rd;
@@ -62,190 +118,124 @@ pipe_of(const polypipe *p)
 	                                        : offsetof(struct pipe, wr)));
 }
 
-/* The ring starts this small and is not shrunk below it. */
-#define RING_MIN 8
+/*
+ * The ring's size in slots.  It is odd, so that malloc wastes nothing
+ * rounding it, and grows RING_STEP slots at a time: with an idle pipe of
+ * 200 bytes, a pipe then holds at most 256 + 8 bytes per message at any
+ * count up to RING_LINEAR.  Past that, growing a few slots at a time
+ * would copy too often: it grows by an eighth.
+ */
+#define RING_MIN 7
+#define RING_STEP 6
+#define RING_LINEAR 4096
 
-/* Which sides flipped to ready, for pipe_unlock_fire. */
-enum { RISE_RD = 1, RISE_WR = 2 };
-
-struct readiness {
-	bool rd;
-	bool wr;
-};
-
-static bool
-pipe_ended(const struct pipe *pp)
+static size_t
+ring_grown(size_t size, size_t need, size_t capacity)
 {
-	return pp->eof || pp->error != 0;
+	size_t n;
+
+	if (size < RING_MIN)
+		n = RING_MIN;
+	else if (size < RING_LINEAR)
+		n = size + RING_STEP;
+	else
+		n = size > SIZE_MAX - size / 8 ? SIZE_MAX : size + size / 8;
+	if (n < need)
+		n = need | 1;
+	return n < capacity ? n : capacity;
 }
 
-static struct readiness
-pipe_readiness(const struct pipe *pp)
+static size_t
+pipe_len(const struct pipe *pp)
 {
-	struct readiness r = {
-		.rd = pp->len > 0 || pipe_ended(pp),
-		.wr =
-		    pp->len < pp->capacity || pipe_ended(pp) || pp->rd.closed,
-	};
+	size_t head = atomic_load_explicit(&pp->r.head, memory_order_relaxed);
 
-	return r;
+	return atomic_load_explicit(&pp->w.tail, memory_order_relaxed) - head;
 }
 
-/* Brings the eventfds up to date after a change (lock held) and says
- * which sides became ready. */
-static unsigned
-pipe_changed(struct pipe *pp, struct readiness before)
+/* Sets flag bits in both lines (both locks, or ext->lock). */
+static void
+pipe_flag(struct pipe *pp, uint32_t bits)
 {
-	struct readiness now = pipe_readiness(pp);
-	unsigned rise = 0;
-
-	if (now.rd != before.rd) {
-		psync_efd_update(&pp->rd.efd, now.rd);
-		if (now.rd)
-			rise |= RISE_RD;
-	}
-	if (now.wr != before.wr) {
-		psync_efd_update(&pp->wr.efd, now.wr);
-		if (now.wr)
-			rise |= RISE_WR;
-	}
-	return rise;
+	atomic_fetch_or_explicit(&pp->w.flags, bits, memory_order_release);
+	atomic_fetch_or_explicit(&pp->r.flags, bits, memory_order_release);
 }
 
 static void
-pipe_free(struct pipe *pp)
+pipe_set_ring(struct pipe *pp, void **ring, size_t size)
 {
-	pthread_mutex_destroy(&pp->lock);
-	free(pp->ring);
-	free(pp);
+	pp->w.ring = pp->r.ring = ring;
+	pp->w.size = pp->r.size = size;
 }
 
 /*
- * Releases the lock after a change, calling the notifiers of the sides in
- * rise one after the other, and gives up drop references (an end being
- * closed).  A reference keeps the pipe alive across the calls, even if a
- * callback closes both ends.  kick sleepers of ev are woken (see
- * psync_event_signal): after the unlock when no callback can free the
- * pipe meanwhile, before the callbacks otherwise.
+ * Makes room for need messages in all, keeping the order (both locks, or
+ * ext->lock).  realloc, then the part of the messages that wrapped round
+ * to the front stays there and the part at the end moves up to the new
+ * end.  False if the memory is not there; nothing changes then.
  */
-static void
-pipe_unlock_fire(struct pipe *pp, unsigned rise, unsigned drop,
-                 struct psync_event *ev, int kick)
-{
-	bool last;
-
-	if (rise == 0 && drop == 0) {
-		pthread_mutex_unlock(&pp->lock);
-		psync_event_kick(ev, kick); /* the caller's end is open */
-		return;
-	}
-	psync_event_kick(ev, kick);
-	if (rise != 0) {
-		pp->refs++;
-		drop++;
-	}
-	if (rise & RISE_RD)
-		psync_notify_fire(&pp->rd.notify, &pp->lock, &pp->readers);
-	if (rise & RISE_WR)
-		psync_notify_fire(&pp->wr.notify, &pp->lock, &pp->writers);
-	pp->refs -= drop;
-	last = pp->refs == 0;
-	pthread_mutex_unlock(&pp->lock);
-	if (last)
-		pipe_free(pp);
-}
-
-/* Wakes the waiters of both sides, for the end of the stream. */
-static void
-pipe_wake_all(struct pipe *pp)
-{
-	psync_event_wake(&pp->readers, true);
-	psync_event_wake(&pp->writers, true);
-}
-
-/* Moves the messages into a ring of newsize slots, oldest first at 0.
- * False if the memory is not there; the ring is unchanged then. */
 static bool
-ring_resize(struct pipe *pp, size_t newsize)
+ring_grow(struct pipe *pp, size_t need)
 {
+	size_t old = pp->w.size, len = pp->w.tail - pp->r.head;
+	size_t size = ring_grown(old, need, pp->capacity);
+	size_t hidx = pp->r.hidx, upper;
 	void **ring;
-	size_t first;
 
-	if (newsize > SIZE_MAX / sizeof *ring)
+	if (size <= old)
+		return true;
+	if (size > SIZE_MAX / sizeof *ring)
 		return false;
-	ring = psync_malloc(newsize * sizeof *ring);
+	ring = psync_realloc(pp->w.ring, size * sizeof *ring);
 	if (ring == NULL)
 		return false;
-	first = pp->size - pp->head < pp->len ? pp->size - pp->head : pp->len;
-	if (pp->len > 0) {
-		memcpy(ring, pp->ring + pp->head, first * sizeof *ring);
-		memcpy(ring + first, pp->ring,
-		       (pp->len - first) * sizeof *ring);
+	if (len > 0 && hidx + len > old) {
+		upper = old - hidx;
+		memmove(ring + size - upper, ring + hidx,
+		        upper * sizeof *ring);
+		hidx = size - upper;
+	} else if (len == 0) {
+		hidx = 0;
 	}
-	free(pp->ring);
-	pp->ring = ring;
-	pp->size = newsize;
-	pp->head = 0;
+	pipe_set_ring(pp, ring, size);
+	pp->r.hidx = hidx;
+	pp->w.tidx = hidx + len < size ? hidx + len : hidx + len - size;
+	pp->w.head_seen = pp->r.head;
 	return true;
 }
 
-/* Room for n more messages (len + n <= capacity): doubling, never past
- * the capacity. */
-static bool
-ring_reserve(struct pipe *pp, size_t n)
-{
-	size_t need = pp->len + n;
-	size_t newsize = pp->size < RING_MIN ? RING_MIN : pp->size;
-
-	if (need <= pp->size)
-		return true;
-	while (newsize < need)
-		newsize = newsize > SIZE_MAX / 2 ? SIZE_MAX : newsize * 2;
-	if (newsize > pp->capacity)
-		newsize = pp->capacity; /* still >= need */
-	return ring_resize(pp, newsize);
-}
-
 /*
- * Gives back memory after a burst: once per ring's worth of reads, if the
- * pipe then holds at most a quarter of its ring.  Checking only that
- * often keeps a busy pipe whose fill swings from empty to full from
- * resizing at every swing, while memory still follows what is held.
+ * Gives back memory after a burst (both locks, or ext->lock): called
+ * once per ring's worth of reads, it halves a ring at most a quarter
+ * full.  Checking only that often keeps a busy pipe whose fill swings
+ * from empty to full from resizing at every swing.
  */
 static void
-ring_shrink(struct pipe *pp, size_t n)
+ring_shrink(struct pipe *pp)
 {
-	pp->taken += n;
-	if (pp->taken < pp->size)
+	size_t len = pp->w.tail - pp->r.head, size = pp->w.size;
+	size_t first, want;
+	void **ring;
+
+	if (size < 4 * RING_MIN || len > size / 4)
 		return;
-	pp->taken = 0;
-	if (pp->size > 4 * RING_MIN && pp->len <= pp->size / 4)
-		(void)ring_resize(pp, pp->size / 2); /* kept as is if not */
+	want = (size / 2) | 1;
+	ring = psync_malloc(want * sizeof *ring);
+	if (ring == NULL)
+		return; /* kept as is */
+	first = size - pp->r.hidx < len ? size - pp->r.hidx : len;
+	memcpy(ring, pp->w.ring + pp->r.hidx, first * sizeof *ring);
+	memcpy(ring + first, pp->w.ring, (len - first) * sizeof *ring);
+	free(pp->w.ring);
+	pipe_set_ring(pp, ring, want);
+	pp->r.hidx = 0;
+	pp->w.tidx = len;
+	/* A writer's room is size - (tail - head_seen): with the smaller
+	 * size, an old head_seen would make it wrap round. */
+	pp->w.head_seen = pp->r.head;
 }
 
-static void
-ring_push(struct pipe *pp, void *msg)
-{
-	size_t tail = pp->head + pp->len;
-
-	if (tail >= pp->size)
-		tail -= pp->size;
-	pp->ring[tail] = msg;
-	pp->len++;
-}
-
-static void *
-ring_pop(struct pipe *pp)
-{
-	void *msg = pp->ring[pp->head];
-
-	if (++pp->head == pp->size)
-		pp->head = 0;
-	pp->len--;
-	return msg;
-}
-
-/* Messages taken out of a pipe to be destroyed without its lock. */
+/* Messages taken out of a pipe to be destroyed without its locks. */
 struct orphans {
 	void **ring;
 	size_t size;
@@ -255,21 +245,24 @@ struct orphans {
 	void *dtor_arg;
 };
 
-/* Takes every buffered message out of the pipe (lock held). */
+/* Takes every buffered message out of the pipe (all locks). */
 static struct orphans
 pipe_take_all(struct pipe *pp)
 {
+	size_t tail = atomic_load_explicit(&pp->w.tail, memory_order_relaxed);
 	struct orphans o = {
-		.ring = pp->ring,
-		.size = pp->size,
-		.head = pp->head,
-		.len = pp->len,
+		.ring = pp->w.ring,
+		.size = pp->w.size,
+		.head = pp->r.hidx,
+		.len = pipe_len(pp),
 		.dtor = pp->dtor,
 		.dtor_arg = pp->dtor_arg,
 	};
 
-	pp->ring = NULL;
-	pp->size = pp->head = pp->len = 0;
+	pipe_set_ring(pp, NULL, 0);
+	pp->r.hidx = pp->w.tidx = 0;
+	atomic_store_explicit(&pp->r.head, tail, memory_order_release);
+	pp->r.tail_seen = pp->w.head_seen = tail;
 	return o;
 }
 
@@ -286,44 +279,297 @@ orphans_destroy(struct orphans *o)
 	free(o->ring);
 }
 
+static void
+pipe_free(struct pipe *pp)
+{
+	struct pipe_ext *ext =
+	    atomic_load_explicit(&pp->ext, memory_order_relaxed);
+
+	if (ext != NULL) {
+		pthread_mutex_destroy(&ext->lock);
+		free(ext);
+	}
+	free(pp->w.ring);
+	free(pp);
+}
+
+/* Wakes the waiters of both sides: the end of the stream. */
+static void
+pipe_wake_all(struct pipe *pp)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+	psync_ec_wake(&pp->w.readers, true);
+	psync_ec_wake(&pp->r.writers, true);
+}
+
+/*
+ * Locking.  A pipe not watched takes its sides' locks; a watched one
+ * takes ext->lock instead, always.  These return the ext whose lock is
+ * held, or NULL when the side locks are.
+ */
+static struct pipe_ext *
+pipe_ext(struct pipe *pp)
+{
+	return atomic_load_explicit(&pp->ext, memory_order_acquire);
+}
+
+static struct pipe_ext *
+pipe_lock_ext(struct pipe_ext *ext)
+{
+	pthread_mutex_lock(&ext->lock);
+	return ext;
+}
+
+/* One side: the write side for a writer, the read side for a reader. */
+static struct pipe_ext *
+pipe_lock_side(struct pipe *pp, bool reader)
+{
+	struct psync_lock *l = reader ? &pp->r.lock : &pp->w.lock;
+	_Atomic uint32_t *flags = reader ? &pp->r.flags : &pp->w.flags;
+	struct pipe_ext *ext = pipe_ext(pp);
+
+	if (ext == NULL) {
+		psync_lock(l);
+		if (!(atomic_load_explicit(flags, memory_order_relaxed) &
+		      F_WATCHED))
+			return NULL;
+		psync_unlock(l);
+		ext = pipe_ext(pp); /* set before the flag */
+	}
+	return pipe_lock_ext(ext);
+}
+
+static struct pipe_ext *
+pipe_lock_all(struct pipe *pp)
+{
+	struct pipe_ext *ext = pipe_ext(pp);
+
+	if (ext == NULL) {
+		psync_lock(&pp->w.lock);
+		psync_lock(&pp->r.lock);
+		if (!(atomic_load_explicit(&pp->w.flags,
+		                           memory_order_relaxed) &
+		      F_WATCHED))
+			return NULL;
+		psync_unlock(&pp->r.lock);
+		psync_unlock(&pp->w.lock);
+		ext = pipe_ext(pp);
+	}
+	return pipe_lock_ext(ext);
+}
+
+static void
+pipe_unlock_side(struct pipe *pp, bool reader, struct pipe_ext *ext)
+{
+	if (ext != NULL)
+		pthread_mutex_unlock(&ext->lock);
+	else
+		psync_unlock(reader ? &pp->r.lock : &pp->w.lock);
+}
+
+static void
+pipe_unlock_all(struct pipe *pp, struct pipe_ext *ext)
+{
+	if (ext != NULL) {
+		pthread_mutex_unlock(&ext->lock);
+	} else {
+		psync_unlock(&pp->r.lock);
+		psync_unlock(&pp->w.lock);
+	}
+}
+
+/*
+ * pipe_watch: makes the pipe watched, if it is not yet, and returns its
+ * ext with ext->lock held; NULL with errno ENOMEM if the memory is not
+ * there.
+ */
+static struct pipe_ext *
+pipe_watch(struct pipe *pp)
+{
+	struct pipe_ext *ext = pipe_lock_all(pp);
+	int err;
+
+	if (ext != NULL)
+		return ext;
+	ext = psync_calloc(1, sizeof *ext);
+	if (ext == NULL) {
+		pipe_unlock_all(pp, NULL);
+		return NULL;
+	}
+	err = pthread_mutex_init(&ext->lock, NULL);
+	if (err != 0) {
+		pipe_unlock_all(pp, NULL);
+		free(ext);
+		errno = err;
+		return NULL;
+	}
+	ext->efd[0] = ext->efd[1] = psync_efd_none();
+	atomic_store_explicit(&pp->ext, ext, memory_order_release);
+	pipe_flag(pp, F_WATCHED);
+	pthread_mutex_lock(&ext->lock);
+	pipe_unlock_all(pp, NULL);
+	return ext;
+}
+
+/*
+ * Readiness of a watched pipe (ext->lock held): what the descriptors say
+ * and notifiers follow.
+ */
+struct readiness {
+	bool rd;
+	bool wr;
+};
+
+static struct readiness
+pipe_readiness(const struct pipe *pp)
+{
+	uint32_t f = atomic_load_explicit(&pp->r.flags, memory_order_relaxed);
+	size_t len = pipe_len(pp);
+	struct readiness r = {
+		.rd = len > 0 || (f & F_ENDED),
+		.wr = len < pp->capacity || (f & F_NOWRITE),
+	};
+
+	return r;
+}
+
+/* Which sides flipped to ready, for pipe_unlock_fire. */
+enum { RISE_RD = 1, RISE_WR = 2 };
+
+/* Brings the eventfds up to date after a change (ext->lock held) and
+ * says which sides became ready. */
+static unsigned
+pipe_changed(struct pipe *pp, struct pipe_ext *ext, struct readiness before)
+{
+	struct readiness now = pipe_readiness(pp);
+	unsigned rise = 0;
+
+	if (now.rd != before.rd) {
+		psync_efd_update(&ext->efd[1], now.rd);
+		if (now.rd)
+			rise |= RISE_RD;
+	}
+	if (now.wr != before.wr) {
+		psync_efd_update(&ext->efd[0], now.wr);
+		if (now.wr)
+			rise |= RISE_WR;
+	}
+	return rise;
+}
+
+/*
+ * Releases ext->lock after a change, calling the notifiers of the sides
+ * in rise one after the other, and gives up drop references (an end
+ * being closed).  A reference keeps the pipe alive across the calls,
+ * even if a callback closes both ends.
+ */
+static void
+pipe_unlock_fire(struct pipe *pp, struct pipe_ext *ext, unsigned rise,
+                 unsigned drop)
+{
+	bool last;
+
+	if (rise == 0 && drop == 0) {
+		pthread_mutex_unlock(&ext->lock);
+		return;
+	}
+	if (rise != 0) {
+		pp->refs++;
+		drop++;
+	}
+	if (rise & RISE_RD)
+		psync_notify_fire(&ext->notify[1], &ext->lock, &ext->settle);
+	if (rise & RISE_WR)
+		psync_notify_fire(&ext->notify[0], &ext->lock, &ext->settle);
+	pp->refs -= drop;
+	last = pp->refs == 0;
+	pthread_mutex_unlock(&ext->lock);
+	if (last)
+		pipe_free(pp);
+}
+
+/*
+ * Ends a change of the messages (a read or a write): releases the locks,
+ * firing notifiers on a watched pipe, then wakes the other side's
+ * waiters.  The caller's end is open, so the pipe outlives all of it.
+ */
+static void
+pipe_moved(struct pipe *pp, bool reader, struct pipe_ext *ext,
+           struct readiness before, size_t n)
+{
+	struct psync_ec *other = reader ? &pp->r.writers : &pp->w.readers;
+
+	if (ext == NULL)
+		pipe_unlock_side(pp, reader, NULL);
+	atomic_thread_fence(memory_order_seq_cst);
+	psync_ec_wake(other, n > 1);
+	if (ext != NULL)
+		pipe_unlock_fire(pp, ext, pipe_changed(pp, ext, before), 0);
+}
+
+/*
+ * Waits on a side after its condition failed (its lock held: ext's if
+ * ext): spins first, the first time, then sleeps on the eventcount.  The
+ * condition failed on the other side's counter as last read (tail_seen,
+ * head_seen): a move past it, or a flag, is what ends the wait.  Returns
+ * with the lock of the pipe's mode by then, which it puts in *ext; the
+ * caller checks its condition again.  ETIMEDOUT once the deadline passed.
+ */
+static int
+pipe_wait(struct pipe *pp, bool reader, struct pipe_ext **ext, bool *spun,
+          struct psync_timer *timer)
+{
+	struct psync_ec *ec = reader ? &pp->w.readers : &pp->r.writers;
+	_Atomic size_t *moves = reader ? &pp->w.tail : &pp->r.head;
+	_Atomic uint32_t *flags = reader ? &pp->r.flags : &pp->w.flags;
+	size_t seen = reader ? pp->r.tail_seen : pp->w.head_seen;
+	uint32_t f = atomic_load_explicit(flags, memory_order_relaxed);
+	/* Unwatched, a switch to watched ends the wait too. */
+	uint32_t stop =
+	    (reader ? F_ENDED : F_NOWRITE) | (*ext == NULL ? F_WATCHED : 0);
+	int err = 0;
+	uint32_t seq;
+
+	if (!*spun) {
+		*spun = true;
+		pipe_unlock_side(pp, reader, *ext);
+		psync_spin(reader ? &pp->r.spin : &pp->w.spin, moves, seen,
+		           flags, f);
+	} else {
+		seq = psync_ec_prepare(ec);
+		/* Registered and fenced: a change from now on wakes us. */
+		if (atomic_load_explicit(moves, memory_order_relaxed) !=
+		        seen ||
+		    (atomic_load_explicit(flags, memory_order_relaxed) &
+		     stop)) {
+			psync_ec_cancel(ec, seq);
+			return 0;
+		}
+		pipe_unlock_side(pp, reader, *ext);
+		err = psync_ec_sleep(ec, seq, timer);
+	}
+	*ext = pipe_lock_side(pp, reader);
+	return err;
+}
+
 int
 polypipe_create(size_t capacity, polypipe **rd, polypipe **wr)
 {
 	struct pipe *pp;
-	int err;
 
 	if (capacity == 0 || rd == NULL || wr == NULL) {
 		errno = EINVAL;
 		return -1;
 	}
-	pp = psync_calloc(1, sizeof *pp);
+	pp = psync_aligned_alloc(LINE, sizeof *pp);
 	if (pp == NULL)
 		return -1;
-	err = pthread_mutex_init(&pp->lock, NULL);
-	if (err != 0) {
-		free(pp);
-		errno = err;
-		return -1;
-	}
+	memset(pp, 0, sizeof *pp);
 	pp->capacity = capacity;
 	pp->refs = 2;
-	pp->rd = (struct polypipe){ .reader = true, .efd = psync_efd_none() };
-	pp->wr = (struct polypipe){ .efd = psync_efd_none() };
+	pp->rd.reader = true;
 	*rd = &pp->rd;
 	*wr = &pp->wr;
-	return 0;
-}
-
-/* The checks every read makes before it looks at the pipe. */
-static int
-pipe_check_read(const polypipe *rd, const void *msgs, size_t max,
-                int timeout_ms)
-{
-	if (rd == NULL || msgs == NULL || max == 0 ||
-	    !psync_timeout_valid(timeout_ms))
-		return EINVAL;
-	if (!rd->reader)
-		return EBADF;
 	return 0;
 }
 
@@ -331,49 +577,79 @@ ssize_t
 polypipe_read_many(polypipe *rd, void **msgs, size_t max, int timeout_ms)
 {
 	struct psync_timer timer = psync_timer(timeout_ms);
-	struct readiness before;
+	struct readiness before = { false, false };
+	struct pipe_ext *ext;
 	struct pipe *pp;
 	bool timed_out = false, spun = false;
-	size_t i, n;
-	int err, kick;
+	size_t head, avail, n, i, j;
+	uint32_t f;
+	int err;
 
-	err = pipe_check_read(rd, msgs, max, timeout_ms);
-	if (err != 0) {
-		errno = err;
+	if (rd == NULL || msgs == NULL || max == 0 ||
+	    !psync_timeout_valid(timeout_ms)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (!rd->reader) {
+		errno = EBADF;
 		return -1;
 	}
 	pp = pipe_of(rd);
-	pthread_mutex_lock(&pp->lock);
-	while (pp->len == 0) {
-		if (pipe_ended(pp)) {
-			err = pp->error;
-			pthread_mutex_unlock(&pp->lock);
+	ext = pipe_lock_side(pp, true);
+	for (;;) {
+		/* Flags first: messages written before the end are in
+		 * tail by the time the flag is. */
+		f = atomic_load_explicit(&pp->r.flags, memory_order_acquire);
+		head = atomic_load_explicit(&pp->r.head, memory_order_relaxed);
+		avail = pp->r.tail_seen - head;
+		if (avail < max) {
+			pp->r.tail_seen = atomic_load_explicit(
+			    &pp->w.tail, memory_order_acquire);
+			avail = pp->r.tail_seen - head;
+		}
+		if (avail > 0)
+			break;
+		if (f & F_ENDED) {
+			err = atomic_load_explicit(&pp->error,
+			                           memory_order_relaxed);
+			pipe_unlock_side(pp, true, ext);
 			if (err == 0)
 				return 0;
 			errno = err;
 			return -1;
 		}
 		if (timeout_ms == 0 || timed_out) {
-			pthread_mutex_unlock(&pp->lock);
+			pipe_unlock_side(pp, true, ext);
 			errno = timeout_ms == 0 ? EAGAIN : ETIMEDOUT;
 			return -1;
 		}
-		if (!spun) {
-			/* The lock is released meanwhile: check again. */
-			spun = true;
-			psync_event_spin(&pp->readers, &pp->lock);
-			continue;
-		}
-		timed_out =
-		    psync_event_wait(&pp->readers, &pp->lock, &timer) != 0;
+		timed_out = pipe_wait(pp, true, &ext, &spun, &timer) != 0;
 	}
-	before = pipe_readiness(pp);
-	n = pp->len < max ? pp->len : max;
-	for (i = 0; i < n; i++)
-		msgs[i] = ring_pop(pp);
-	ring_shrink(pp, n);
-	kick = psync_event_signal(&pp->writers, n > 1);
-	pipe_unlock_fire(pp, pipe_changed(pp, before), 0, &pp->writers, kick);
+	if (ext != NULL)
+		before = pipe_readiness(pp);
+	n = avail < max ? avail : max;
+	for (i = 0, j = pp->r.hidx; i < n; i++) {
+		msgs[i] = pp->r.ring[j];
+		if (++j == pp->r.size)
+			j = 0;
+	}
+	/* Once per ring's worth of reads, see whether to shrink it. */
+	if (j < pp->r.hidx || j == 0) {
+		pp->r.hidx = j;
+		atomic_store_explicit(&pp->r.head, head + n,
+		                      memory_order_release);
+		if (ext != NULL) {
+			ring_shrink(pp);
+		} else if (psync_trylock(&pp->w.lock)) {
+			ring_shrink(pp);
+			psync_unlock(&pp->w.lock);
+		}
+	} else {
+		pp->r.hidx = j;
+		atomic_store_explicit(&pp->r.head, head + n,
+		                      memory_order_release);
+	}
+	pipe_moved(pp, true, ext, before, n);
 	return (ssize_t)n;
 }
 
@@ -387,11 +663,13 @@ ssize_t
 polypipe_write_many(polypipe *wr, void *const *msgs, size_t n, int timeout_ms)
 {
 	struct psync_timer timer = psync_timer(timeout_ms);
-	struct readiness before;
+	struct readiness before = { false, false };
+	struct pipe_ext *ext;
 	struct pipe *pp;
-	bool timed_out = false, spun = false;
-	size_t i, room;
-	int err, kick;
+	bool timed_out = false, spun = false, grown;
+	size_t tail, len, room, i, j;
+	uint32_t f;
+	int err;
 
 	if (wr == NULL || msgs == NULL || n == 0 ||
 	    !psync_timeout_valid(timeout_ms)) {
@@ -403,50 +681,69 @@ polypipe_write_many(polypipe *wr, void *const *msgs, size_t n, int timeout_ms)
 		return -1;
 	}
 	pp = pipe_of(wr);
-	pthread_mutex_lock(&pp->lock);
+	ext = pipe_lock_side(pp, false);
 	for (;;) {
-		if (pp->error != 0)
-			err = pp->error;
-		else if (pp->eof || pp->rd.closed)
+		f = atomic_load_explicit(&pp->w.flags, memory_order_acquire);
+		if (f & F_ERROR)
+			err = atomic_load_explicit(&pp->error,
+			                           memory_order_relaxed);
+		else if (f & (F_EOF | F_RDCLOSED))
 			err = EPIPE;
-		else if (pp->len < pp->capacity)
+		else
+			err = 0;
+		if (err != 0)
 			break;
-		else if (timeout_ms == 0)
-			err = EAGAIN;
-		else if (timed_out)
-			err = ETIMEDOUT;
-		else {
-			if (!spun) {
-				/* The lock is released meanwhile. */
-				spun = true;
-				psync_event_spin(&pp->writers, &pp->lock);
-				continue;
-			}
-			timed_out = psync_event_wait(&pp->writers, &pp->lock,
-			                             &timer) != 0;
-			continue;
+		tail = atomic_load_explicit(&pp->w.tail, memory_order_relaxed);
+		room = pp->w.size - (tail - pp->w.head_seen);
+		if (room < n) {
+			pp->w.head_seen = atomic_load_explicit(
+			    &pp->r.head, memory_order_acquire);
+			room = pp->w.size - (tail - pp->w.head_seen);
 		}
-		pthread_mutex_unlock(&pp->lock);
+		len = tail - pp->w.head_seen;
+		if (room < n && pp->w.size < pp->capacity) {
+			/* The ring may grow: that takes the read side. */
+			if (ext == NULL)
+				psync_lock(&pp->r.lock);
+			grown =
+			    ring_grow(pp, len + (n < pp->capacity - len
+			                             ? n
+			                             : pp->capacity - len));
+			if (ext == NULL)
+				psync_unlock(&pp->r.lock);
+			/* head_seen is the fresh head now. */
+			len = tail - pp->w.head_seen;
+			room = pp->w.size - len;
+			if (!grown && room == 0 && len < pp->capacity) {
+				err = ENOMEM;
+				break;
+			}
+		}
+		if (room > 0)
+			break;
+		if (timeout_ms == 0 || timed_out) {
+			err = timeout_ms == 0 ? EAGAIN : ETIMEDOUT;
+			break;
+		}
+		timed_out = pipe_wait(pp, false, &ext, &spun, &timer) != 0;
+	}
+	if (err != 0) {
+		pipe_unlock_side(pp, false, ext);
 		errno = err;
 		return -1;
 	}
-	room = pp->capacity - pp->len;
+	if (ext != NULL)
+		before = pipe_readiness(pp);
 	if (n > room)
 		n = room;
-	if (!ring_reserve(pp, n)) {
-		/* Take what the ring holds already, if anything. */
-		n = pp->size - pp->len < n ? pp->size - pp->len : n;
-		if (n == 0) {
-			pthread_mutex_unlock(&pp->lock);
-			errno = ENOMEM;
-			return -1;
-		}
+	for (i = 0, j = pp->w.tidx; i < n; i++) {
+		pp->w.ring[j] = msgs[i];
+		if (++j == pp->w.size)
+			j = 0;
 	}
-	before = pipe_readiness(pp);
-	for (i = 0; i < n; i++)
-		ring_push(pp, msgs[i]);
-	kick = psync_event_signal(&pp->readers, n > 1);
-	pipe_unlock_fire(pp, pipe_changed(pp, before), 0, &pp->readers, kick);
+	pp->w.tidx = j;
+	atomic_store_explicit(&pp->w.tail, tail + n, memory_order_release);
+	pipe_moved(pp, false, ext, before, n);
 	return (ssize_t)n;
 }
 
@@ -458,10 +755,26 @@ polypipe_write(polypipe *wr, void *msg, int timeout_ms)
 	return n < 0 ? -1 : 0;
 }
 
+/*
+ * Ends a change of state made under all locks: releases them, firing
+ * notifiers on a watched pipe, after waking every waiter.
+ */
+static void
+pipe_ended_change(struct pipe *pp, struct pipe_ext *ext,
+                  struct readiness before)
+{
+	pipe_wake_all(pp);
+	if (ext != NULL)
+		pipe_unlock_fire(pp, ext, pipe_changed(pp, ext, before), 0);
+	else
+		pipe_unlock_all(pp, NULL);
+}
+
 int
 polypipe_write_eof(polypipe *wr)
 {
-	struct readiness before;
+	struct readiness before = { false, false };
+	struct pipe_ext *ext;
 	struct pipe *pp;
 
 	if (wr == NULL) {
@@ -473,18 +786,19 @@ polypipe_write_eof(polypipe *wr)
 		return -1;
 	}
 	pp = pipe_of(wr);
-	pthread_mutex_lock(&pp->lock);
-	before = pipe_readiness(pp);
-	pp->eof = true;
-	pipe_wake_all(pp);
-	pipe_unlock_fire(pp, pipe_changed(pp, before), 0, NULL, 0);
+	ext = pipe_lock_all(pp);
+	if (ext != NULL)
+		before = pipe_readiness(pp);
+	pipe_flag(pp, F_EOF);
+	pipe_ended_change(pp, ext, before);
 	return 0;
 }
 
 int
 polypipe_set_error(polypipe *p, int err)
 {
-	struct readiness before;
+	struct readiness before = { false, false };
+	struct pipe_ext *ext;
 	struct pipe *pp;
 
 	if (p == NULL || err <= 0) {
@@ -492,46 +806,44 @@ polypipe_set_error(polypipe *p, int err)
 		return -1;
 	}
 	pp = pipe_of(p);
-	pthread_mutex_lock(&pp->lock);
-	if (pp->error != 0) {
-		pthread_mutex_unlock(&pp->lock);
+	ext = pipe_lock_all(pp);
+	if (atomic_load_explicit(&pp->error, memory_order_relaxed) != 0) {
+		pipe_unlock_all(pp, ext);
 		return 0;
 	}
-	before = pipe_readiness(pp);
-	pp->error = err;
-	pipe_wake_all(pp);
-	pipe_unlock_fire(pp, pipe_changed(pp, before), 0, NULL, 0);
+	if (ext != NULL)
+		before = pipe_readiness(pp);
+	atomic_store_explicit(&pp->error, err, memory_order_relaxed);
+	pipe_flag(pp, F_ERROR);
+	pipe_ended_change(pp, ext, before);
 	return 0;
 }
 
 int
 polypipe_get_error(const polypipe *p)
 {
-	struct pipe *pp;
-	int err;
-
 	if (p == NULL)
 		return 0;
-	pp = pipe_of(p);
-	pthread_mutex_lock(&pp->lock);
-	err = pp->error;
-	pthread_mutex_unlock(&pp->lock);
-	return err;
+	/* Acquire: pairs with the flag set after the error. */
+	if (!(atomic_load_explicit(&pipe_of(p)->r.flags,
+	                           memory_order_acquire) &
+	      F_ERROR))
+		return 0;
+	return atomic_load_explicit(&pipe_of(p)->error, memory_order_relaxed);
 }
 
 size_t
 polypipe_length(const polypipe *p)
 {
-	struct pipe *pp;
-	size_t len;
+	const struct pipe *pp;
+	size_t head;
 
 	if (p == NULL)
 		return 0;
 	pp = pipe_of(p);
-	pthread_mutex_lock(&pp->lock);
-	len = pp->len;
-	pthread_mutex_unlock(&pp->lock);
-	return len;
+	/* head first: tail read later is no smaller. */
+	head = atomic_load_explicit(&pp->r.head, memory_order_acquire);
+	return atomic_load_explicit(&pp->w.tail, memory_order_acquire) - head;
 }
 
 size_t
@@ -543,16 +855,11 @@ polypipe_capacity(const polypipe *p)
 bool
 polypipe_eof(const polypipe *p)
 {
-	struct pipe *pp;
-	bool ended;
-
 	if (p == NULL)
 		return false;
-	pp = pipe_of(p);
-	pthread_mutex_lock(&pp->lock);
-	ended = pipe_ended(pp);
-	pthread_mutex_unlock(&pp->lock);
-	return ended;
+	return atomic_load_explicit(&pipe_of(p)->r.flags,
+	                            memory_order_acquire) &
+	       F_ENDED;
 }
 
 /* The descriptor of an end, created on first use. */
@@ -560,19 +867,23 @@ static int
 pipe_fd(polypipe *p)
 {
 	struct pipe *pp = pipe_of(p);
+	struct pipe_ext *ext = pipe_watch(pp);
+	struct psync_efd *efd;
 	struct readiness now;
 	int fd;
 
-	pthread_mutex_lock(&pp->lock);
-	if (p->efd.fd < 0) {
+	if (ext == NULL)
+		return -1;
+	efd = &ext->efd[p->reader];
+	if (efd->fd < 0) {
 		now = pipe_readiness(pp);
-		if (psync_efd_open(&p->efd, p->reader ? now.rd : now.wr) < 0) {
-			pthread_mutex_unlock(&pp->lock);
+		if (psync_efd_open(efd, p->reader ? now.rd : now.wr) < 0) {
+			pthread_mutex_unlock(&ext->lock);
 			return -1;
 		}
 	}
-	fd = p->efd.fd;
-	pthread_mutex_unlock(&pp->lock);
+	fd = efd->fd;
+	pthread_mutex_unlock(&ext->lock);
 	return fd;
 }
 
@@ -605,11 +916,17 @@ static int
 pipe_set_notify(polypipe *p, polypipe_notify_fn *fn, void *arg)
 {
 	struct pipe *pp = pipe_of(p);
+	struct pipe_ext *ext;
 
-	pthread_mutex_lock(&pp->lock);
-	psync_notify_set(&p->notify, fn, arg, &pp->lock,
-	                 p->reader ? &pp->readers : &pp->writers);
-	pthread_mutex_unlock(&pp->lock);
+	/* No callback was ever set without an ext: nothing to remove. */
+	if (fn == NULL && pipe_ext(pp) == NULL)
+		return 0;
+	ext = pipe_watch(pp);
+	if (ext == NULL)
+		return -1;
+	psync_notify_set(&ext->notify[p->reader], fn, arg, &ext->lock,
+	                 &ext->settle);
+	pthread_mutex_unlock(&ext->lock);
 	return 0;
 }
 
@@ -628,6 +945,7 @@ polypipe_set_write_notify(polypipe *wr, polypipe_notify_fn *fn, void *arg)
 int
 polypipe_set_destructor(polypipe *p, polypipe_dtor_fn *fn, void *arg)
 {
+	struct pipe_ext *ext;
 	struct pipe *pp;
 
 	if (p == NULL) {
@@ -635,10 +953,10 @@ polypipe_set_destructor(polypipe *p, polypipe_dtor_fn *fn, void *arg)
 		return -1;
 	}
 	pp = pipe_of(p);
-	pthread_mutex_lock(&pp->lock);
+	ext = pipe_lock_all(pp);
 	pp->dtor = fn;
 	pp->dtor_arg = arg;
-	pthread_mutex_unlock(&pp->lock);
+	pipe_unlock_all(pp, ext);
 	return 0;
 }
 
@@ -646,14 +964,20 @@ void
 pipe_discard(polypipe *wr)
 {
 	struct pipe *pp = pipe_of(wr);
-	struct readiness before;
+	struct readiness before = { false, false };
+	struct pipe_ext *ext;
 	struct orphans o;
 
-	pthread_mutex_lock(&pp->lock);
-	before = pipe_readiness(pp);
+	ext = pipe_lock_all(pp);
+	if (ext != NULL)
+		before = pipe_readiness(pp);
 	o = pipe_take_all(pp);
-	psync_event_wake(&pp->writers, true);
-	pipe_unlock_fire(pp, pipe_changed(pp, before), 0, NULL, 0);
+	atomic_thread_fence(memory_order_seq_cst);
+	psync_ec_wake(&pp->r.writers, true);
+	if (ext != NULL)
+		pipe_unlock_fire(pp, ext, pipe_changed(pp, ext, before), 0);
+	else
+		pipe_unlock_all(pp, NULL);
 	orphans_destroy(&o);
 }
 
@@ -661,26 +985,41 @@ void
 polypipe_close(polypipe *p)
 {
 	struct orphans o = { 0 };
-	struct readiness before;
+	struct readiness before = { false, false };
+	struct pipe_ext *ext;
 	struct pipe *pp;
-	int fd;
+	bool last;
+	int fd = -1;
 
 	if (p == NULL)
 		return;
 	pp = pipe_of(p);
-	pthread_mutex_lock(&pp->lock);
-	/* Our own callback first, so the close never calls it. */
-	psync_notify_set(&p->notify, NULL, NULL, &pp->lock,
-	                 p->reader ? &pp->readers : &pp->writers);
-	before = pipe_readiness(pp);
+	ext = pipe_lock_all(pp);
+	if (ext != NULL) {
+		/* Our own callback first, so the close never calls it. */
+		psync_notify_set(&ext->notify[p->reader], NULL, NULL,
+		                 &ext->lock, &ext->settle);
+		before = pipe_readiness(pp);
+		fd = psync_efd_release(&ext->efd[p->reader]);
+	}
 	p->closed = true;
-	fd = psync_efd_release(&p->efd);
-	if (p->reader)
+	if (p->reader) {
 		o = pipe_take_all(pp);
-	else
-		pp->eof = true;
+		pipe_flag(pp, F_RDCLOSED);
+	} else {
+		pipe_flag(pp, F_EOF);
+	}
+	/* Under the locks: once they are released, the other end's close
+	 * may free the pipe. */
 	pipe_wake_all(pp);
-	pipe_unlock_fire(pp, pipe_changed(pp, before), 1, NULL, 0);
+	if (ext != NULL) {
+		pipe_unlock_fire(pp, ext, pipe_changed(pp, ext, before), 1);
+	} else {
+		last = --pp->refs == 0;
+		pipe_unlock_all(pp, NULL);
+		if (last)
+			pipe_free(pp);
+	}
 	if (fd >= 0)
 		close(fd);
 	orphans_destroy(&o);

@@ -492,6 +492,65 @@ START_TEST(test_polypipe_fifo_order)
 }
 END_TEST
 
+/*
+ * The ring grows with bursts and shrinks after them, the writer's view of
+ * the read side lagging behind: each burst here is written whole, then
+ * read, partly or whole, with single and batch calls, and every message
+ * must come out once, in order.  (A shrink once left the writer counting
+ * free slots against the old size and overwriting unread messages.)
+ */
+START_TEST(test_polypipe_fifo_order_grow_shrink)
+{
+	static const size_t bursts[] = { 205, 150,  300, 20, 1000, 3, 500,
+		                         64,  4097, 7,   1,  2000, 13 };
+	polypipe *rd, *wr;
+	void *batch[37], *m;
+	uintptr_t next_w = 0, next_r = 0;
+	size_t b, i, n;
+	ssize_t got;
+
+	pipe_new(POLYPIPE_UNBOUNDED, &rd, &wr);
+	for (b = 0; b < sizeof bursts / sizeof bursts[0]; b++) {
+		for (i = 0; i < bursts[b]; i += n) {
+			n = bursts[b] - i < 37 ? bursts[b] - i : 37;
+			if (b % 2 == 0) {
+				WRITE_OK(wr, next_w);
+				next_w++;
+				n = 1;
+				continue;
+			}
+			for (size_t k = 0; k < n; k++)
+				batch[k] = MSG(next_w + k);
+			ck_assert_int_eq(polypipe_write_many(wr, batch, n, 0),
+			                 (ssize_t)n);
+			next_w += n;
+		}
+		/* Leave a few behind every other burst. */
+		while (next_r < next_w - (b % 2 == 0 ? 0 : next_w % 5)) {
+			if (b % 3 == 0) {
+				ck_assert_int_eq(polypipe_read(rd, &m, 0), 1);
+				ck_assert_uint_eq(MSGVAL(m), next_r);
+				next_r++;
+				continue;
+			}
+			got = polypipe_read_many(rd, batch, 37, 0);
+			ck_assert_int_gt(got, 0);
+			for (i = 0; i < (size_t)got; i++, next_r++)
+				ck_assert_uint_eq(MSGVAL(batch[i]), next_r);
+		}
+		ck_assert_uint_eq(polypipe_length(rd), next_w - next_r);
+	}
+	while (next_r < next_w) {
+		ck_assert_int_eq(polypipe_read(rd, &m, 0), 1);
+		ck_assert_uint_eq(MSGVAL(m), next_r);
+		next_r++;
+	}
+	ck_assert_int_eq(polypipe_read(rd, &m, 0), -1);
+	ck_assert_int_eq(errno, EAGAIN);
+	pipe_free(rd, wr);
+}
+END_TEST
+
 START_TEST(test_polypipe_null_message)
 {
 	polypipe *rd, *wr;
@@ -2934,6 +2993,7 @@ polypipe_suite(void)
 	tcase_add_test(tc, test_polypipe_queries_both_ends);
 	tcase_add_test(tc, test_polypipe_queries_null);
 	tcase_add_test(tc, test_polypipe_fifo_order);
+	tcase_add_test(tc, test_polypipe_fifo_order_grow_shrink);
 	tcase_add_test(tc, test_polypipe_null_message);
 	tcase_add_test(tc, test_polypipe_read_many_fifo);
 	tcase_add_test(tc, test_polypipe_write_many_in_order);
