@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
@@ -111,11 +112,12 @@ spin_useful(void)
 
 void
 psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
-           const _Atomic uint32_t *b, uint32_t b0)
+           size_t delta, const _Atomic uint32_t *b, uint32_t b0)
 {
 	uint8_t skip, backoff;
 	int64_t until;
 	bool changed = false;
+	size_t moved;
 	unsigned i;
 
 	skip = atomic_load_explicit(&s->skip, memory_order_relaxed);
@@ -128,13 +130,19 @@ psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
 		return;
 	/* Relaxed: the caller re-checks with the ordering it needs. */
 	until = clock_ns() + SPIN_NS;
-	for (i = 1; !changed; i++) {
+	for (i = 1;; i++) {
 		cpu_relax();
-		changed =
-		    atomic_load_explicit(a, memory_order_relaxed) != a0 ||
-		    atomic_load_explicit(b, memory_order_relaxed) != b0;
-		if (i % 64 == 0 && clock_ns() >= until)
+		moved =
+		    (atomic_load_explicit(a, memory_order_relaxed) >> 1) - a0;
+		if (moved >= delta ||
+		    atomic_load_explicit(b, memory_order_relaxed) != b0) {
+			changed = true;
 			break;
+		}
+		if (i % 64 == 0 && clock_ns() >= until) {
+			changed = moved > 0;
+			break;
+		}
 	}
 	/* A change that came only after the window was not the spin's
 	 * doing: this thread was descheduled, most likely for the peer on
@@ -153,32 +161,68 @@ psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
 	atomic_store_explicit(&s->skip, backoff, memory_order_relaxed);
 }
 
-void
-psync_lock_wait(struct psync_lock *l)
-{
-	unsigned i;
+_Atomic int psync_asym;
 
-	/* A side's lock is held for tens of nanoseconds: a holder running
-	 * on another CPU lets go long before a sleep would pay. */
-	if (spin_useful()) {
-		for (i = 0; i < 128; i++) {
-			cpu_relax();
-			if (atomic_load_explicit(&l->word,
-			                         memory_order_relaxed) == 0 &&
-			    psync_trylock(l))
-				return;
-		}
-	}
-	/* Mark it contended, so the holder's unlock wakes a sleeper. */
-	while (atomic_exchange_explicit(&l->word, 2, memory_order_acquire) !=
-	       0)
-		futex(&l->word, FUTEX_WAIT, 2, NULL);
+static void
+asym_init(void)
+{
+	long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+
+	if (cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+	    syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
+	            0, 0) == 0)
+		atomic_store_explicit(&psync_asym, 1, memory_order_relaxed);
 }
 
 void
-psync_lock_wake(struct psync_lock *l)
+psync_barrier_heavy(void)
 {
-	futex(&l->word, FUTEX_WAKE, 1, NULL);
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, asym_init);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&psync_asym, memory_order_relaxed) == 1)
+		syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0,
+		        0);
+}
+
+void
+psync_ctr_wait(struct psync_ctr *c)
+{
+	size_t w;
+	unsigned i;
+
+	for (;;) {
+		/* A side's lock is held for tens of nanoseconds: a holder
+		 * running on another CPU lets go long before a sleep would
+		 * pay. */
+		if (spin_useful()) {
+			for (i = 0; i < 128; i++) {
+				if (psync_ctr_trylock(c))
+					return;
+				cpu_relax();
+			}
+		}
+		atomic_fetch_add_explicit(&c->sleepers, 1,
+		                          memory_order_relaxed);
+		psync_barrier_heavy();
+		/* Either the holder's release sees us counted, or we see
+		 * its release here; the kernel compares the word again. */
+		w = atomic_load_explicit(&c->word, memory_order_relaxed);
+		if (w & 1)
+			futex(psync_low32(&c->word), FUTEX_WAIT, (uint32_t)w,
+			      NULL);
+		atomic_fetch_sub_explicit(&c->sleepers, 1,
+		                          memory_order_relaxed);
+		if (psync_ctr_trylock(c))
+			return;
+	}
+}
+
+void
+psync_ctr_wake(struct psync_ctr *c)
+{
+	futex(psync_low32(&c->word), FUTEX_WAKE, 1, NULL);
 }
 
 /* The futex word of an eventcount: the low half of its 64 bits. */
@@ -195,7 +239,7 @@ psync_ec_prepare(struct psync_ec *ec)
 	uint64_t w = atomic_fetch_add_explicit(&ec->word, PSYNC_EC_ONE,
 	                                       memory_order_seq_cst);
 
-	atomic_thread_fence(memory_order_seq_cst);
+	psync_barrier_heavy();
 	return (uint32_t)w;
 }
 

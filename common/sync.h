@@ -70,39 +70,74 @@ const struct timespec *psync_timer_deadline(struct psync_timer *t);
 bool psync_timer_passed(struct psync_timer *t);
 
 /*
- * A lock of one word, for the two sides of a pipe: 0 free, 1 held, 2 held
- * with sleepers.  Taking and releasing a free lock is one atomic
- * instruction each and no system call.  A thread that finds it held
- * spins briefly (when another CPU can run the holder) before it sleeps.
+ * Barriers for a Dekker handshake where one side runs often (a message
+ * moving) and the other rarely (a thread about to sleep).  The frequent
+ * side's psync_barrier_light is a compiler barrier when the kernel offers
+ * membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED): the rare side's
+ * psync_barrier_heavy then makes every running thread of the process
+ * pass a full barrier.  Without it, both are seq_cst fences.
  */
-struct psync_lock {
-	_Atomic uint32_t word;
+extern _Atomic int psync_asym; /* 1 once membarrier is registered */
+
+void psync_barrier_heavy(void);
+
+static inline void
+psync_barrier_light(void)
+{
+	if (atomic_load_explicit(&psync_asym, memory_order_relaxed) == 1)
+		atomic_signal_fence(memory_order_seq_cst);
+	else
+		atomic_thread_fence(memory_order_seq_cst);
+}
+
+/*
+ * A counter that is also a lock, for the two sides of a pipe: bit 0 says
+ * held, the count is above it.  The other side reads the count without
+ * the lock.  Taking it is one compare-and-swap, and releasing it one
+ * plain store that publishes the new count at the same time.  A thread
+ * that finds it held spins briefly (when another CPU can run the holder),
+ * then sleeps; sleepers are counted apart, so that the release needs no
+ * read-modify-write (psync_barrier_light, then a look at the count).
+ */
+struct psync_ctr {
+	_Atomic size_t word;
+	_Atomic uint32_t sleepers;
 };
 
-void psync_lock_wait(struct psync_lock *l);
-void psync_lock_wake(struct psync_lock *l);
+void psync_ctr_wait(struct psync_ctr *c);
+void psync_ctr_wake(struct psync_ctr *c);
+
+static inline size_t
+psync_ctr_count(const struct psync_ctr *c, memory_order mo)
+{
+	return atomic_load_explicit(&c->word, mo) >> 1;
+}
 
 static inline bool
-psync_trylock(struct psync_lock *l)
+psync_ctr_trylock(struct psync_ctr *c)
 {
-	uint32_t free_ = 0;
+	size_t w = atomic_load_explicit(&c->word, memory_order_relaxed);
 
-	return atomic_compare_exchange_strong_explicit(
-	    &l->word, &free_, 1, memory_order_acquire, memory_order_relaxed);
+	return !(w & 1) && atomic_compare_exchange_strong_explicit(
+	                       &c->word, &w, w | 1, memory_order_acquire,
+	                       memory_order_relaxed);
 }
 
 static inline void
-psync_lock(struct psync_lock *l)
+psync_ctr_lock(struct psync_ctr *c)
 {
-	if (!psync_trylock(l))
-		psync_lock_wait(l);
+	if (!psync_ctr_trylock(c))
+		psync_ctr_wait(c);
 }
 
+/* Releases the lock, the count now count (lock held). */
 static inline void
-psync_unlock(struct psync_lock *l)
+psync_ctr_unlock(struct psync_ctr *c, size_t count)
 {
-	if (atomic_exchange_explicit(&l->word, 0, memory_order_release) == 2)
-		psync_lock_wake(l);
+	atomic_store_explicit(&c->word, count << 1, memory_order_release);
+	psync_barrier_light();
+	if (atomic_load_explicit(&c->sleepers, memory_order_relaxed) != 0)
+		psync_ctr_wake(c);
 }
 
 /*
@@ -113,8 +148,8 @@ psync_unlock(struct psync_lock *l)
  *
  * A waiter registers (psync_ec_prepare), checks its condition again, and
  * then either cancels (psync_ec_cancel) or sleeps (psync_ec_sleep).  A
- * changer makes its change, then issues atomic_thread_fence(seq_cst) and
- * calls psync_ec_wake.  The two fences order a waiter's registration
+ * changer makes its change, then issues psync_barrier_light and calls
+ * psync_ec_wake.  The two barriers order a waiter's registration
  * against the change: either the waiter's check sees the change or the
  * changer sees the registration.  psync_ec_wake moves the sequence
  * number, so a sleeper not yet in the kernel returns at once, and takes
@@ -129,8 +164,8 @@ struct psync_ec {
 
 #define PSYNC_EC_ONE ((uint64_t)1 << 32)
 
-/* Registers a sleeper and returns the sequence number to sleep on;
- * fenced: the caller checks its condition next. */
+/* Registers a sleeper and returns the sequence number to sleep on,
+ * after psync_barrier_heavy: the caller checks its condition next. */
 uint32_t psync_ec_prepare(struct psync_ec *ec);
 
 /* Takes back a registration that found its condition met. */
@@ -156,11 +191,13 @@ psync_ec_wake(struct psync_ec *ec, bool all)
  * Adaptive spinning before a sleep, for a peer running on another CPU:
  * a sleep and wake-up costs tens of microseconds on a virtual machine,
  * an answer from a running peer a microsecond or two.  psync_spin spins
- * up to SPIN_NS (10 us) while *a == a0 and *b == b0, with no lock
- * held.  A spin that ends without a change (or whose
- * change came only after the window: the thread was descheduled,
- * likely for its peer on the same CPU) makes the next waits skip
- * spinning, twice as many each time it fails again, up to 255.  The
+ * up to SPIN_NS (10 us), with no lock held, until *a >> 1 (a psync_ctr's
+ * count) has moved delta past a0 or *b has moved from b0.  A delta over 1
+ * lets a waiter that would follow its peer one message at a time,
+ * touching the peer's cache line at each, come back to a batch.  A spin that
+ * ends without a change (or whose change came only after the window: the
+ * thread was descheduled, likely for its peer on the same CPU) makes the next
+ * waits skip spinning, twice as many each time it fails again, up to 255.  The
  * counters are hints: racing updates are harmless.
  */
 struct psync_spin {
@@ -169,7 +206,15 @@ struct psync_spin {
 };
 
 void psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
-                const _Atomic uint32_t *b, uint32_t b0);
+                size_t delta, const _Atomic uint32_t *b, uint32_t b0);
+
+/* The futex word of a 64-bit atomic: its low half. */
+static inline _Atomic uint32_t *
+psync_low32(_Atomic size_t *w)
+{
+	return (_Atomic uint32_t *)w +
+	       (sizeof(size_t) == 8 && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__);
+}
 
 /*
  * An event that threads wait for under an object's lock: a futex word

@@ -9,9 +9,12 @@
  * counter only when its own copy (head_seen, tail_seen) says the ring is
  * full or empty, so a steady stream moves few cache lines between CPUs.
  *
- * Waiting is an eventcount per side (psync_ec): a waiter spins briefly on
- * the counter it waits for, then registers and sleeps; a mover fences
- * and wakes only if somebody is registered.  So a call that neither
+ * Each side's lock is bit 0 of its counter (psync_ctr): taking it is one
+ * compare-and-swap, and the store that publishes the new count releases
+ * it.  Waiting is an eventcount per side (psync_ec): a waiter spins
+ * briefly on the counter it waits for, then registers and sleeps; a mover
+ * checks for sleepers after a barrier that is only a compiler barrier
+ * where membarrier(2) lets the sleeper pay for both.  So a call that neither
  * waits nor wakes anybody makes no system call.
  *
  * Everything else (EOF, errors, closing, the destructor, growing the
@@ -73,35 +76,33 @@ struct pipe_ext {
  * both locks; ring and size are in both groups, so that neither side
  * reads the other's line to find the messages. */
 struct pipe {
-	/* Writers' line: w.lock, or both locks. */
+	/* Writers' line: the write side's lock (bit 0 of tail), or both. */
 	alignas(LINE) struct {
-		struct psync_lock lock;
+		struct psync_ctr tail; /* messages ever written; the lock */
 		_Atomic uint32_t flags;
+		struct psync_spin spin;
 		struct psync_ec readers; /* readers waiting for a message */
-		_Atomic size_t tail;
-		size_t tidx;      /* slot of the next write */
-		size_t head_seen; /* <= head */
+		size_t tidx;             /* slot of the next write */
+		size_t head_seen;        /* <= head */
 		void **ring;
 		size_t size;
-		struct psync_spin spin;
 	} w;
-	/* Readers' line: r.lock, or both locks. */
+	/* Readers' line: the read side's lock (bit 0 of head), or both. */
 	alignas(LINE) struct {
-		struct psync_lock lock;
+		struct psync_ctr head; /* messages ever read; the lock */
 		_Atomic uint32_t flags;
+		struct psync_spin spin;
 		struct psync_ec writers; /* writers waiting for a slot */
-		_Atomic size_t head;
-		size_t hidx;      /* slot of the oldest message */
-		size_t tail_seen; /* <= tail */
+		size_t hidx;             /* slot of the oldest message */
+		size_t tail_seen;        /* <= tail */
 		void **ring;
 		size_t size;
-		struct psync_spin spin;
 	} r;
 	/* Read-mostly: written under both locks. */
 	alignas(LINE) size_t capacity; /* immutable */
 	struct pipe_ext *_Atomic ext;
-	_Atomic int error; /* first error set, or 0 */
-	unsigned refs;     /* open ends + notifier calls in flight */
+	_Atomic int error;     /* first error set, or 0 */
+	_Atomic unsigned refs; /* open ends + notifier calls in flight */
 	polypipe_dtor_fn *dtor;
 	void *dtor_arg;
 	struct polypipe rd;
@@ -145,12 +146,23 @@ ring_grown(size_t size, size_t need, size_t capacity)
 	return n < capacity ? n : capacity;
 }
 
+/* Sets a side's count, keeping its lock bit (the side's lock held, or
+ * ext->lock). */
+static void
+ctr_set(struct psync_ctr *c, size_t count)
+{
+	size_t w = atomic_load_explicit(&c->word, memory_order_relaxed);
+
+	atomic_store_explicit(&c->word, count << 1 | (w & 1),
+	                      memory_order_release);
+}
+
 static size_t
 pipe_len(const struct pipe *pp)
 {
-	size_t head = atomic_load_explicit(&pp->r.head, memory_order_relaxed);
+	size_t head = psync_ctr_count(&pp->r.head, memory_order_relaxed);
 
-	return atomic_load_explicit(&pp->w.tail, memory_order_relaxed) - head;
+	return psync_ctr_count(&pp->w.tail, memory_order_relaxed) - head;
 }
 
 /* Sets flag bits in both lines (both locks, or ext->lock). */
@@ -177,7 +189,7 @@ pipe_set_ring(struct pipe *pp, void **ring, size_t size)
 static bool
 ring_grow(struct pipe *pp, size_t need)
 {
-	size_t old = pp->w.size, len = pp->w.tail - pp->r.head;
+	size_t old = pp->w.size, len = pipe_len(pp);
 	size_t size = ring_grown(old, need, pp->capacity);
 	size_t hidx = pp->r.hidx, upper;
 	void **ring;
@@ -200,7 +212,7 @@ ring_grow(struct pipe *pp, size_t need)
 	pipe_set_ring(pp, ring, size);
 	pp->r.hidx = hidx;
 	pp->w.tidx = hidx + len < size ? hidx + len : hidx + len - size;
-	pp->w.head_seen = pp->r.head;
+	pp->w.head_seen = psync_ctr_count(&pp->r.head, memory_order_relaxed);
 	return true;
 }
 
@@ -213,7 +225,7 @@ ring_grow(struct pipe *pp, size_t need)
 static void
 ring_shrink(struct pipe *pp)
 {
-	size_t len = pp->w.tail - pp->r.head, size = pp->w.size;
+	size_t len = pipe_len(pp), size = pp->w.size;
 	size_t first, want;
 	void **ring;
 
@@ -232,7 +244,7 @@ ring_shrink(struct pipe *pp)
 	pp->w.tidx = len;
 	/* A writer's room is size - (tail - head_seen): with the smaller
 	 * size, an old head_seen would make it wrap round. */
-	pp->w.head_seen = pp->r.head;
+	pp->w.head_seen = psync_ctr_count(&pp->r.head, memory_order_relaxed);
 }
 
 /* Messages taken out of a pipe to be destroyed without its locks. */
@@ -249,7 +261,7 @@ struct orphans {
 static struct orphans
 pipe_take_all(struct pipe *pp)
 {
-	size_t tail = atomic_load_explicit(&pp->w.tail, memory_order_relaxed);
+	size_t tail = psync_ctr_count(&pp->w.tail, memory_order_relaxed);
 	struct orphans o = {
 		.ring = pp->w.ring,
 		.size = pp->w.size,
@@ -261,7 +273,7 @@ pipe_take_all(struct pipe *pp)
 
 	pipe_set_ring(pp, NULL, 0);
 	pp->r.hidx = pp->w.tidx = 0;
-	atomic_store_explicit(&pp->r.head, tail, memory_order_release);
+	ctr_set(&pp->r.head, tail);
 	pp->r.tail_seen = pp->w.head_seen = tail;
 	return o;
 }
@@ -297,7 +309,7 @@ pipe_free(struct pipe *pp)
 static void
 pipe_wake_all(struct pipe *pp)
 {
-	atomic_thread_fence(memory_order_seq_cst);
+	psync_barrier_light();
 	psync_ec_wake(&pp->w.readers, true);
 	psync_ec_wake(&pp->r.writers, true);
 }
@@ -313,6 +325,13 @@ pipe_ext(struct pipe *pp)
 	return atomic_load_explicit(&pp->ext, memory_order_acquire);
 }
 
+/* Releases a side's lock, publishing its count. */
+static void
+ctr_unlock(struct psync_ctr *c)
+{
+	psync_ctr_unlock(c, psync_ctr_count(c, memory_order_relaxed));
+}
+
 static struct pipe_ext *
 pipe_lock_ext(struct pipe_ext *ext)
 {
@@ -324,16 +343,16 @@ pipe_lock_ext(struct pipe_ext *ext)
 static struct pipe_ext *
 pipe_lock_side(struct pipe *pp, bool reader)
 {
-	struct psync_lock *l = reader ? &pp->r.lock : &pp->w.lock;
+	struct psync_ctr *l = reader ? &pp->r.head : &pp->w.tail;
 	_Atomic uint32_t *flags = reader ? &pp->r.flags : &pp->w.flags;
 	struct pipe_ext *ext = pipe_ext(pp);
 
 	if (ext == NULL) {
-		psync_lock(l);
+		psync_ctr_lock(l);
 		if (!(atomic_load_explicit(flags, memory_order_relaxed) &
 		      F_WATCHED))
 			return NULL;
-		psync_unlock(l);
+		ctr_unlock(l);
 		ext = pipe_ext(pp); /* set before the flag */
 	}
 	return pipe_lock_ext(ext);
@@ -345,14 +364,14 @@ pipe_lock_all(struct pipe *pp)
 	struct pipe_ext *ext = pipe_ext(pp);
 
 	if (ext == NULL) {
-		psync_lock(&pp->w.lock);
-		psync_lock(&pp->r.lock);
+		psync_ctr_lock(&pp->w.tail);
+		psync_ctr_lock(&pp->r.head);
 		if (!(atomic_load_explicit(&pp->w.flags,
 		                           memory_order_relaxed) &
 		      F_WATCHED))
 			return NULL;
-		psync_unlock(&pp->r.lock);
-		psync_unlock(&pp->w.lock);
+		ctr_unlock(&pp->r.head);
+		ctr_unlock(&pp->w.tail);
 		ext = pipe_ext(pp);
 	}
 	return pipe_lock_ext(ext);
@@ -364,7 +383,7 @@ pipe_unlock_side(struct pipe *pp, bool reader, struct pipe_ext *ext)
 	if (ext != NULL)
 		pthread_mutex_unlock(&ext->lock);
 	else
-		psync_unlock(reader ? &pp->r.lock : &pp->w.lock);
+		ctr_unlock(reader ? &pp->r.head : &pp->w.tail);
 }
 
 static void
@@ -373,8 +392,8 @@ pipe_unlock_all(struct pipe *pp, struct pipe_ext *ext)
 	if (ext != NULL) {
 		pthread_mutex_unlock(&ext->lock);
 	} else {
-		psync_unlock(&pp->r.lock);
-		psync_unlock(&pp->w.lock);
+		ctr_unlock(&pp->r.head);
+		ctr_unlock(&pp->w.tail);
 	}
 }
 
@@ -474,15 +493,15 @@ pipe_unlock_fire(struct pipe *pp, struct pipe_ext *ext, unsigned rise,
 		return;
 	}
 	if (rise != 0) {
-		pp->refs++;
+		atomic_fetch_add_explicit(&pp->refs, 1, memory_order_relaxed);
 		drop++;
 	}
 	if (rise & RISE_RD)
 		psync_notify_fire(&ext->notify[1], &ext->lock, &ext->settle);
 	if (rise & RISE_WR)
 		psync_notify_fire(&ext->notify[0], &ext->lock, &ext->settle);
-	pp->refs -= drop;
-	last = pp->refs == 0;
+	last = atomic_fetch_sub_explicit(&pp->refs, drop,
+	                                 memory_order_acq_rel) == drop;
 	pthread_mutex_unlock(&ext->lock);
 	if (last)
 		pipe_free(pp);
@@ -499,12 +518,23 @@ pipe_moved(struct pipe *pp, bool reader, struct pipe_ext *ext,
 {
 	struct psync_ec *other = reader ? &pp->r.writers : &pp->w.readers;
 
+	/* The release is the barrier the eventcount needs. */
 	if (ext == NULL)
 		pipe_unlock_side(pp, reader, NULL);
-	atomic_thread_fence(memory_order_seq_cst);
+	else
+		psync_barrier_light();
 	psync_ec_wake(other, n > 1);
 	if (ext != NULL)
 		pipe_unlock_fire(pp, ext, pipe_changed(pp, ext, before), 0);
+}
+
+/* The slots a writer spinning on a full pipe waits to see freed. */
+static size_t
+spin_room(const struct pipe *pp)
+{
+	size_t k = pp->w.size / 8;
+
+	return k < 1 ? 1 : k > 64 ? 64 : k;
 }
 
 /*
@@ -520,9 +550,10 @@ pipe_wait(struct pipe *pp, bool reader, struct pipe_ext **ext, bool *spun,
           struct psync_timer *timer)
 {
 	struct psync_ec *ec = reader ? &pp->w.readers : &pp->r.writers;
-	_Atomic size_t *moves = reader ? &pp->w.tail : &pp->r.head;
+	struct psync_ctr *moves = reader ? &pp->w.tail : &pp->r.head;
 	_Atomic uint32_t *flags = reader ? &pp->r.flags : &pp->w.flags;
 	size_t seen = reader ? pp->r.tail_seen : pp->w.head_seen;
+	size_t delta = reader ? 1 : spin_room(pp);
 	uint32_t f = atomic_load_explicit(flags, memory_order_relaxed);
 	/* Unwatched, a switch to watched ends the wait too. */
 	uint32_t stop =
@@ -533,13 +564,14 @@ pipe_wait(struct pipe *pp, bool reader, struct pipe_ext **ext, bool *spun,
 	if (!*spun) {
 		*spun = true;
 		pipe_unlock_side(pp, reader, *ext);
-		psync_spin(reader ? &pp->r.spin : &pp->w.spin, moves, seen,
-		           flags, f);
+		/* A writer waits for a few slots, if they come within the
+		 * window; a reader, for the first message. */
+		psync_spin(reader ? &pp->r.spin : &pp->w.spin, &moves->word,
+		           seen, delta, flags, f);
 	} else {
 		seq = psync_ec_prepare(ec);
 		/* Registered and fenced: a change from now on wakes us. */
-		if (atomic_load_explicit(moves, memory_order_relaxed) !=
-		        seen ||
+		if (psync_ctr_count(moves, memory_order_relaxed) != seen ||
 		    (atomic_load_explicit(flags, memory_order_relaxed) &
 		     stop)) {
 			psync_ec_cancel(ec, seq);
@@ -566,7 +598,7 @@ polypipe_create(size_t capacity, polypipe **rd, polypipe **wr)
 		return -1;
 	memset(pp, 0, sizeof *pp);
 	pp->capacity = capacity;
-	pp->refs = 2;
+	atomic_init(&pp->refs, 2);
 	pp->rd.reader = true;
 	*rd = &pp->rd;
 	*wr = &pp->wr;
@@ -600,11 +632,11 @@ polypipe_read_many(polypipe *rd, void **msgs, size_t max, int timeout_ms)
 		/* Flags first: messages written before the end are in
 		 * tail by the time the flag is. */
 		f = atomic_load_explicit(&pp->r.flags, memory_order_acquire);
-		head = atomic_load_explicit(&pp->r.head, memory_order_relaxed);
+		head = psync_ctr_count(&pp->r.head, memory_order_relaxed);
 		avail = pp->r.tail_seen - head;
 		if (avail < max) {
-			pp->r.tail_seen = atomic_load_explicit(
-			    &pp->w.tail, memory_order_acquire);
+			pp->r.tail_seen =
+			    psync_ctr_count(&pp->w.tail, memory_order_acquire);
 			avail = pp->r.tail_seen - head;
 		}
 		if (avail > 0)
@@ -636,18 +668,16 @@ polypipe_read_many(polypipe *rd, void **msgs, size_t max, int timeout_ms)
 	/* Once per ring's worth of reads, see whether to shrink it. */
 	if (j < pp->r.hidx || j == 0) {
 		pp->r.hidx = j;
-		atomic_store_explicit(&pp->r.head, head + n,
-		                      memory_order_release);
+		ctr_set(&pp->r.head, head + n);
 		if (ext != NULL) {
 			ring_shrink(pp);
-		} else if (psync_trylock(&pp->w.lock)) {
+		} else if (psync_ctr_trylock(&pp->w.tail)) {
 			ring_shrink(pp);
-			psync_unlock(&pp->w.lock);
+			ctr_unlock(&pp->w.tail);
 		}
 	} else {
 		pp->r.hidx = j;
-		atomic_store_explicit(&pp->r.head, head + n,
-		                      memory_order_release);
+		ctr_set(&pp->r.head, head + n);
 	}
 	pipe_moved(pp, true, ext, before, n);
 	return (ssize_t)n;
@@ -693,24 +723,24 @@ polypipe_write_many(polypipe *wr, void *const *msgs, size_t n, int timeout_ms)
 			err = 0;
 		if (err != 0)
 			break;
-		tail = atomic_load_explicit(&pp->w.tail, memory_order_relaxed);
+		tail = psync_ctr_count(&pp->w.tail, memory_order_relaxed);
 		room = pp->w.size - (tail - pp->w.head_seen);
 		if (room < n) {
-			pp->w.head_seen = atomic_load_explicit(
-			    &pp->r.head, memory_order_acquire);
+			pp->w.head_seen =
+			    psync_ctr_count(&pp->r.head, memory_order_acquire);
 			room = pp->w.size - (tail - pp->w.head_seen);
 		}
 		len = tail - pp->w.head_seen;
 		if (room < n && pp->w.size < pp->capacity) {
 			/* The ring may grow: that takes the read side. */
 			if (ext == NULL)
-				psync_lock(&pp->r.lock);
+				psync_ctr_lock(&pp->r.head);
 			grown =
 			    ring_grow(pp, len + (n < pp->capacity - len
 			                             ? n
 			                             : pp->capacity - len));
 			if (ext == NULL)
-				psync_unlock(&pp->r.lock);
+				ctr_unlock(&pp->r.head);
 			/* head_seen is the fresh head now. */
 			len = tail - pp->w.head_seen;
 			room = pp->w.size - len;
@@ -742,7 +772,7 @@ polypipe_write_many(polypipe *wr, void *const *msgs, size_t n, int timeout_ms)
 			j = 0;
 	}
 	pp->w.tidx = j;
-	atomic_store_explicit(&pp->w.tail, tail + n, memory_order_release);
+	ctr_set(&pp->w.tail, tail + n);
 	pipe_moved(pp, false, ext, before, n);
 	return (ssize_t)n;
 }
@@ -842,8 +872,8 @@ polypipe_length(const polypipe *p)
 		return 0;
 	pp = pipe_of(p);
 	/* head first: tail read later is no smaller. */
-	head = atomic_load_explicit(&pp->r.head, memory_order_acquire);
-	return atomic_load_explicit(&pp->w.tail, memory_order_acquire) - head;
+	head = psync_ctr_count(&pp->r.head, memory_order_acquire);
+	return psync_ctr_count(&pp->w.tail, memory_order_acquire) - head;
 }
 
 size_t
@@ -972,7 +1002,7 @@ pipe_discard(polypipe *wr)
 	if (ext != NULL)
 		before = pipe_readiness(pp);
 	o = pipe_take_all(pp);
-	atomic_thread_fence(memory_order_seq_cst);
+	psync_barrier_light();
 	psync_ec_wake(&pp->r.writers, true);
 	if (ext != NULL)
 		pipe_unlock_fire(pp, ext, pipe_changed(pp, ext, before), 0);
@@ -1009,14 +1039,16 @@ polypipe_close(polypipe *p)
 	} else {
 		pipe_flag(pp, F_EOF);
 	}
-	/* Under the locks: once they are released, the other end's close
-	 * may free the pipe. */
 	pipe_wake_all(pp);
 	if (ext != NULL) {
 		pipe_unlock_fire(pp, ext, pipe_changed(pp, ext, before), 1);
 	} else {
-		last = --pp->refs == 0;
+		/* Our reference goes only once the locks are released:
+		 * releasing one still reads its word, and once the count is
+		 * down the other end's close may free the pipe. */
 		pipe_unlock_all(pp, NULL);
+		last = atomic_fetch_sub_explicit(&pp->refs, 1,
+		                                 memory_order_acq_rel) == 1;
 		if (last)
 			pipe_free(pp);
 	}

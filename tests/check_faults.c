@@ -71,6 +71,52 @@ START_TEST(test_faults_polypipe_create)
 }
 END_TEST
 
+static unsigned notified;
+
+static void
+count_notify(void *arg)
+{
+	(void)arg;
+	notified++;
+}
+
+/* The first notifier of a pipe allocates its readiness bookkeeping: when
+ * that fails, the call fails with ENOMEM, sets nothing, and the pipe
+ * carries messages as before; the retry that succeeds works in full. */
+START_TEST(test_faults_polypipe_notify)
+{
+	polypipe *rd, *wr;
+	unsigned long n;
+	void *m;
+	int r;
+
+	ck_assert_int_eq(polypipe_create(4, &rd, &wr), 0);
+	notified = 0;
+	for (n = 1;; n++) {
+		fail_at(n);
+		r = polypipe_set_read_notify(rd, count_notify, NULL);
+		if (!reached())
+			break;
+		ck_assert_int_eq(r, -1);
+		ck_assert_int_eq(errno, ENOMEM);
+		ck_assert_int_eq(polypipe_write(wr, MSG(n), 0), 0);
+		ck_assert_int_eq(polypipe_read(rd, &m, 0), 1);
+		ck_assert_ptr_eq(m, MSG(n));
+		ck_assert_uint_eq(notified, 0);
+	}
+	ck_assert_int_eq(r, 0);
+	ck_assert_uint_eq(n, 2); /* one allocation */
+	ck_assert_int_eq(polypipe_write(wr, MSG(7), 0), 0);
+	ck_assert_uint_eq(notified, 1);
+	/* Removing it needs no memory. */
+	fail_at(1);
+	ck_assert_int_eq(polypipe_set_read_notify(rd, NULL, NULL), 0);
+	ck_assert(!reached());
+	polypipe_close(rd);
+	polypipe_close(wr);
+}
+END_TEST
+
 /* A write that must grow the ring fails with ENOMEM, takes nothing, and
  * leaves the pipe as it was. */
 START_TEST(test_faults_polypipe_write_grows)
@@ -363,6 +409,7 @@ faults_suite(void)
 	TCase *tc = new_tcase(s, "alloc", 60);
 
 	tcase_add_test(tc, test_faults_polypipe_create);
+	tcase_add_test(tc, test_faults_polypipe_notify);
 	tcase_add_test(tc, test_faults_polypipe_write_grows);
 	tcase_add_test(tc, test_faults_polypipe_write_many_partial);
 	tcase_add_test(tc, test_faults_polypipe_shrink);

@@ -20,11 +20,19 @@
  * - A call that has to wait spins for up to 10 microseconds before it
  *   sleeps, when another CPU can run its peer and spinning has paid off
  *   lately on that side of the pipe; otherwise it sleeps at once.  An
- *   idle waiter uses no CPU.
+ *   idle waiter uses no CPU.  A writer spinning on a full pipe waits, in
+ *   that window, for a few slots (up to 64) rather than the first.
+ * - Readers and writers do not share a lock: each side has its own, so
+ *   a message passes without either waiting for the other.  The first
+ *   call that asks for a descriptor or sets a notifier on a pipe makes
+ *   every later call on it take one lock common to both sides, which
+ *   keeps readiness exact; it may fail with ENOMEM, as *_fd may.
  * - Buffer memory grows with the messages held (never with the capacity)
- *   and shrinks again as they are read.  A write that needs more buffer
- *   memory and cannot get it fails with ENOMEM and takes no message;
- *   polypipe_write_many then appends only what already fits.
+ *   and shrinks again as they are read: an idle pipe takes 200 bytes,
+ *   and up to 4096 messages the buffer holds at most 5 slots (of 8
+ *   bytes) more than the messages; beyond, it grows by an eighth.  A write
+ * that needs more buffer memory and cannot get it fails with ENOMEM and takes
+ * no message; polypipe_write_many then appends only what already fits.
  * - Notifiers are edge-triggered: setting one on an end that is already
  *   ready does not call it.  Check the state (or the descriptor) after
  *   setting it.
