@@ -612,7 +612,7 @@ polypipe_read_many(polypipe *rd, void **msgs, size_t max, int timeout_ms)
 	struct readiness before = { false, false };
 	struct pipe_ext *ext;
 	struct pipe *pp;
-	bool timed_out = false, spun = false;
+	bool timed_out = false, spun = false, wrapped;
 	size_t head, avail, n, i, j;
 	uint32_t f;
 	int err;
@@ -665,19 +665,15 @@ polypipe_read_many(polypipe *rd, void **msgs, size_t max, int timeout_ms)
 		if (++j == pp->r.size)
 			j = 0;
 	}
+	wrapped = j < pp->r.hidx || j == 0;
+	pp->r.hidx = j;
+	ctr_set(&pp->r.head, head + n);
 	/* Once per ring's worth of reads, see whether to shrink it. */
-	if (j < pp->r.hidx || j == 0) {
-		pp->r.hidx = j;
-		ctr_set(&pp->r.head, head + n);
-		if (ext != NULL) {
-			ring_shrink(pp);
-		} else if (psync_ctr_trylock(&pp->w.tail)) {
-			ring_shrink(pp);
-			ctr_unlock(&pp->w.tail);
-		}
-	} else {
-		pp->r.hidx = j;
-		ctr_set(&pp->r.head, head + n);
+	if (wrapped && ext != NULL) {
+		ring_shrink(pp);
+	} else if (wrapped && psync_ctr_trylock(&pp->w.tail)) {
+		ring_shrink(pp);
+		ctr_unlock(&pp->w.tail);
 	}
 	pipe_moved(pp, true, ext, before, n);
 	return (ssize_t)n;
