@@ -273,6 +273,13 @@ enum {
 	MPMC_CONSUMERS = 4,
 	MPMC_CAPACITY = 8,
 	MPMC_MAX = 40000, /* messages per producer */
+	/* The streaming run: blocking calls through a roomy pipe, as a
+	 * benchmark does, so that a thread can take a side's lock many
+	 * times in a row (and bias it) before others take their turn. */
+	STREAM_CAPACITY = 1024,
+	STREAM_MAX = 2000000,
+	STREAM_MS = 100, /* a round: each starts with new threads */
+	STREAM_ROUNDS = 10,
 	MPMC_MIN = 500,
 	MPMC_MS = 1200,
 	MPMC_BATCH = 16,
@@ -286,8 +293,11 @@ struct mpmc {
 	polypipe *rd;
 	polypipe *wr;
 	bool batch;
+	bool blocking; /* timeout -1 always */
+	size_t capacity;
+	long max; /* messages per producer */
 	int64_t deadline;
-	atomic_uchar *seen; /* [producer * MPMC_MAX + seq] */
+	atomic_uchar *seen; /* [producer * max + seq] */
 	long produced[MPMC_PRODUCERS];
 	long consumed[MPMC_CONSUMERS];
 	long calls[MPMC_PRODUCERS + MPMC_CONSUMERS];
@@ -311,7 +321,7 @@ mpmc_producer(void *arg)
 
 	self_tag = a->idx;
 	pthread_barrier_wait(&m->start);
-	while (seq < MPMC_MAX) {
+	while (seq < m->max) {
 		size_t n = 1, off = 0;
 
 		if (seq >= MPMC_MIN && ++loops % 16 == 0 &&
@@ -319,12 +329,12 @@ mpmc_producer(void *arg)
 			break;
 		if (m->batch)
 			n = 1 + rng_below(&a->rng, MPMC_BATCH);
-		if (n > (size_t)(MPMC_MAX - seq))
-			n = (size_t)(MPMC_MAX - seq);
+		if (n > (size_t)(m->max - seq))
+			n = (size_t)(m->max - seq);
 		for (size_t i = 0; i < n; i++)
 			msgs[i] = MPMC_MSG(a->idx, seq + (long)i);
 		while (off < n) {
-			int t = pick_timeout(&a->rng);
+			int t = m->blocking ? -1 : pick_timeout(&a->rng);
 			ssize_t w;
 
 			errno = 0;
@@ -337,7 +347,7 @@ mpmc_producer(void *arg)
 				        : -1;
 			m->calls[a->idx]++;
 			if (w > 0 && (size_t)w <= n - off &&
-			    w <= MPMC_CAPACITY) {
+			    (size_t)w <= m->capacity) {
 				off += (size_t)w;
 				continue;
 			}
@@ -370,7 +380,7 @@ mpmc_consumer(void *arg)
 	pthread_barrier_wait(&m->start);
 	for (;;) {
 		size_t max = m->batch ? 1 + rng_below(&a->rng, MPMC_BATCH) : 1;
-		int t = pick_timeout(&a->rng);
+		int t = m->blocking ? -1 : pick_timeout(&a->rng);
 		ssize_t n;
 
 		errno = 0;
@@ -394,7 +404,7 @@ mpmc_consumer(void *arg)
 			unsigned p = (unsigned)(v & 3);
 			uintptr_t s = v >> 2;
 
-			if (s >= MPMC_MAX) {
+			if (s >= (uintptr_t)m->max) {
 				fail_note("consumer %d: read a message never "
 				          "written: %#lx",
 				          a->idx, (unsigned long)v);
@@ -406,7 +416,7 @@ mpmc_consumer(void *arg)
 				          a->idx, p, (unsigned long)s,
 				          last[p]);
 			last[p] = (long)s;
-			if (atomic_exchange(&m->seen[p * MPMC_MAX + s], 1))
+			if (atomic_exchange(&m->seen[p * m->max + (long)s], 1))
 				fail_note("consumer %d: producer %u's message "
 				          "%lu read twice",
 				          a->idx, p, (unsigned long)s);
@@ -418,7 +428,7 @@ mpmc_consumer(void *arg)
 }
 
 static void
-mpmc_run(bool batch)
+mpmc_run(bool batch, bool blocking)
 {
 	struct mpmc *m = calloc(1, sizeof *m);
 	struct mpmc_arg prod[MPMC_PRODUCERS], cons[MPMC_CONSUMERS];
@@ -428,15 +438,18 @@ mpmc_run(bool batch)
 
 	stress_begin();
 	ck_assert_ptr_nonnull(m);
-	m->seen = calloc((size_t)MPMC_PRODUCERS * MPMC_MAX, 1);
-	ck_assert_ptr_nonnull(m->seen);
 	m->batch = batch;
-	ck_assert_int_eq(polypipe_create(MPMC_CAPACITY, &m->rd, &m->wr), 0);
+	m->blocking = blocking;
+	m->capacity = blocking ? STREAM_CAPACITY : MPMC_CAPACITY;
+	m->max = blocking ? STREAM_MAX : MPMC_MAX;
+	m->seen = calloc((size_t)MPMC_PRODUCERS * (size_t)m->max, 1);
+	ck_assert_ptr_nonnull(m->seen);
+	ck_assert_int_eq(polypipe_create(m->capacity, &m->rd, &m->wr), 0);
 	ck_assert_int_eq(
 	    pthread_barrier_init(&m->start, NULL,
 	                         MPMC_PRODUCERS + MPMC_CONSUMERS + 1),
 	    0);
-	m->deadline = now_ms() + MPMC_MS;
+	m->deadline = now_ms() + (blocking ? STREAM_MS : MPMC_MS);
 	for (int i = 0; i < MPMC_CONSUMERS; i++) {
 		cons[i] = (struct mpmc_arg){ .m = m,
 			                     .idx = i,
@@ -460,8 +473,8 @@ mpmc_run(bool batch)
 	for (int p = 0; p < MPMC_PRODUCERS; p++) {
 		ck_assert_int_ge(m->produced[p], MPMC_MIN);
 		produced += m->produced[p];
-		for (long s = 0; s < MPMC_MAX; s++) {
-			bool seen = atomic_load(&m->seen[p * MPMC_MAX + s]);
+		for (long s = 0; s < m->max; s++) {
+			bool seen = atomic_load(&m->seen[p * m->max + s]);
 
 			if (s < m->produced[p] && !seen)
 				missing++;
@@ -483,8 +496,11 @@ mpmc_run(bool batch)
 	ck_assert_int_eq(polypipe_read(m->rd, &msg, 0), 0);
 	report("%s: %ld messages by %d producers to %d consumers, %ld "
 	       "calls, %lld ms",
-	       batch ? "mpmc_batch" : "mpmc", produced, MPMC_PRODUCERS,
-	       MPMC_CONSUMERS, calls, (long long)(now_ms() - t0));
+	       blocking ? "mpmc_stream"
+	       : batch  ? "mpmc_batch"
+	                : "mpmc",
+	       produced, MPMC_PRODUCERS, MPMC_CONSUMERS, calls,
+	       (long long)(now_ms() - t0));
 	polypipe_close(m->rd);
 	polypipe_close(m->wr);
 	pthread_barrier_destroy(&m->start);
@@ -494,13 +510,22 @@ mpmc_run(bool batch)
 
 START_TEST(test_stress_mpmc_single)
 {
-	mpmc_run(false);
+	mpmc_run(false, false);
 }
 END_TEST
 
 START_TEST(test_stress_mpmc_batch)
 {
-	mpmc_run(true);
+	mpmc_run(true, false);
+}
+END_TEST
+
+/* Four writers, four readers, blocking calls, a roomy pipe: each side's
+ * lock passes between threads that each take it in long runs. */
+START_TEST(test_stress_mpmc_stream)
+{
+	for (int round = 0; round < STREAM_ROUNDS; round++)
+		mpmc_run(false, true);
 }
 END_TEST
 
@@ -2399,6 +2424,7 @@ stress_suite(void)
 	tc = new_tcase(s, "mpmc", 60);
 	tcase_add_test(tc, test_stress_mpmc_single);
 	tcase_add_test(tc, test_stress_mpmc_batch);
+	tcase_add_test(tc, test_stress_mpmc_stream);
 
 	tc = new_tcase(s, "teardown", 60);
 	tcase_add_test(tc, test_stress_teardown_close_write);
