@@ -8,7 +8,6 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <linux/membarrier.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
@@ -133,7 +132,8 @@ psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
 	until = clock_ns() + SPIN_NS;
 	for (i = 1;; i++) {
 		cpu_relax();
-		moved = atomic_load_explicit(a, memory_order_relaxed) - a0;
+		moved =
+		    (atomic_load_explicit(a, memory_order_relaxed) >> 1) - a0;
 		if (moved >= delta ||
 		    atomic_load_explicit(b, memory_order_relaxed) != b0) {
 			changed = true;
@@ -174,18 +174,12 @@ asym_init(void)
 		atomic_store_explicit(&psync_asym, 1, memory_order_relaxed);
 }
 
-static void
-asym_ensure(void)
+void
+psync_barrier_heavy(void)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 	pthread_once(&once, asym_init);
-}
-
-void
-psync_barrier_heavy(void)
-{
-	asym_ensure();
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&psync_asym, memory_order_relaxed) == 1)
 		syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0,
@@ -195,6 +189,7 @@ psync_barrier_heavy(void)
 void
 psync_ctr_wait(struct psync_ctr *c)
 {
+	size_t w;
 	unsigned i;
 
 	for (;;) {
@@ -203,7 +198,7 @@ psync_ctr_wait(struct psync_ctr *c)
 		 * pay. */
 		if (spin_useful()) {
 			for (i = 0; i < 128; i++) {
-				if (psync_ctr_tryword(c))
+				if (psync_ctr_trylock(c))
 					return;
 				cpu_relax();
 			}
@@ -213,11 +208,13 @@ psync_ctr_wait(struct psync_ctr *c)
 		psync_barrier_heavy();
 		/* Either the holder's release sees us counted, or we see
 		 * its release here; the kernel compares the word again. */
-		if (atomic_load_explicit(&c->lock, memory_order_relaxed) != 0)
-			futex(&c->lock, FUTEX_WAIT, 1, NULL);
+		w = atomic_load_explicit(&c->word, memory_order_relaxed);
+		if (w & 1)
+			futex(psync_low32(&c->word), FUTEX_WAIT, (uint32_t)w,
+			      NULL);
 		atomic_fetch_sub_explicit(&c->sleepers, 1,
 		                          memory_order_relaxed);
-		if (psync_ctr_tryword(c))
+		if (psync_ctr_trylock(c))
 			return;
 	}
 }
@@ -225,50 +222,7 @@ psync_ctr_wait(struct psync_ctr *c)
 void
 psync_ctr_wake(struct psync_ctr *c)
 {
-	futex(&c->lock, FUTEX_WAKE, 1, NULL);
-}
-
-/* Revocations that double the run a bias needs, up to 64 << 4 = 1024
- * takes in a row: a revocation (a membarrier, some microseconds) then
- * costs at most a few nanoseconds a take. */
-#define REVOKED_MAX 4
-
-void
-psync_ctr_revoke(struct psync_ctr *c)
-{
-	uintptr_t o = atomic_load_explicit(&c->owner, memory_order_relaxed);
-	unsigned i;
-
-	atomic_store_explicit(&c->owner, o & ~PSYNC_BIASED,
-	                      memory_order_relaxed);
-	psync_barrier_heavy();
-	/* The owner, if inside, holds the lock for a few instructions,
-	 * unless it was descheduled there. */
-	for (i = 0; atomic_load_explicit(&c->busy, memory_order_acquire);
-	     i++) {
-		if (i < 1024 && spin_useful())
-			cpu_relax();
-		else
-			sched_yield();
-	}
-	if (c->revoked < REVOKED_MAX)
-		c->revoked++;
-}
-
-void
-psync_ctr_bias(struct psync_ctr *c, uintptr_t self)
-{
-	unsigned long need = (unsigned long)PSYNC_RUN << c->revoked;
-	uintptr_t o = atomic_load_explicit(&c->owner, memory_order_relaxed);
-
-	if (c->run < (need < UINT16_MAX ? need : UINT16_MAX) ||
-	    (o != 0 && o != self))
-		return;
-	/* Registers membarrier, so that the owner's barrier is free. */
-	asym_ensure();
-	c->run = 0;
-	atomic_store_explicit(&c->owner, self | PSYNC_BIASED,
-	                      memory_order_relaxed);
+	futex(psync_low32(&c->word), FUTEX_WAKE, 1, NULL);
 }
 
 /* The futex word of an eventcount: the low half of its 64 bits. */

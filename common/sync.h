@@ -91,178 +91,53 @@ psync_barrier_light(void)
 }
 
 /*
- * A counter that is also a lock, for a side of a pipe: the other side
- * reads the count without the lock.
- *
- * The lock is biased.  The first thread that takes it PSYNC_RUN times in
- * a row becomes its owner, and from then on takes it with plain stores
- * while the bias holds: it marks itself busy, passes psync_barrier_light
- * and finds the bias still there; no read-modify-write, so a stream of
- * messages from one thread to another keeps each side's line in its own
- * CPU's cache.  Any other thread takes the word lock with a
- * compare-and-swap and, if the lock is biased, revokes the bias: clears
- * it, passes psync_barrier_heavy, and waits until the owner is not busy.
- * Either the owner's look sees the bias gone, or the revoker sees it
- * busy.  The owner may bias the lock again after another run, each
- * revocation doubling the run it takes, so that threads that take turns
- * pay for few revocations.
- *
- * The owner is the same thread for the lock's lifetime: busy is written
- * by it alone, without a read-modify-write, which is safe only so.  (An
- * earlier owner, revoked between its look at the owner and its mark,
- * would mark and then clear busy under a later owner's feet.)
- *
- * A thread that finds the word lock held spins briefly (when another CPU
- * can run the holder), then sleeps; sleepers are counted apart, so that
- * the release needs no read-modify-write (psync_barrier_light, then a
- * look at the count).
+ * A counter that is also a lock, for the two sides of a pipe: bit 0 says
+ * held, the count is above it.  The other side reads the count without
+ * the lock.  Taking it is one compare-and-swap, and releasing it one
+ * plain store that publishes the new count at the same time.  A thread
+ * that finds it held spins briefly (when another CPU can run the holder),
+ * then sleeps; sleepers are counted apart, so that the release needs no
+ * read-modify-write (psync_barrier_light, then a look at the count).
  */
 struct psync_ctr {
-	_Atomic size_t count;
-	_Atomic uint32_t lock;     /* 1: held through the word */
-	_Atomic uint32_t sleepers; /* threads waiting for the word */
-	_Atomic uintptr_t owner;   /* owner | PSYNC_BIASED, or 0 */
-	uint32_t last;             /* word: who took it last (a hash) */
-	uint16_t run;              /* word: times in a row, capped */
-	uint8_t revoked : 7;       /* word: revocations so far, capped */
-	uint8_t owned : 1;         /* lock: held by the owner, not the word */
-	_Atomic uint8_t busy;      /* the owner holds the lock */
+	_Atomic size_t word;
+	_Atomic uint32_t sleepers;
 };
-
-#define PSYNC_RUN 64
-#define PSYNC_BIASED ((uintptr_t)1)
 
 void psync_ctr_wait(struct psync_ctr *c);
 void psync_ctr_wake(struct psync_ctr *c);
-void psync_ctr_revoke(struct psync_ctr *c);
-void psync_ctr_bias(struct psync_ctr *c, uintptr_t self);
-
-/* The calling thread, as a lock's owner: never 0, bit 0 clear.  Unique
- * among running threads (a user-space address, shifted). */
-static inline uintptr_t
-psync_self(void)
-{
-	return (uintptr_t)pthread_self() << 1;
-}
 
 static inline size_t
 psync_ctr_count(const struct psync_ctr *c, memory_order mo)
 {
-	return atomic_load_explicit(&c->count, mo);
+	return atomic_load_explicit(&c->word, mo) >> 1;
 }
 
-/* Publishes a new count (lock held). */
-static inline void
-psync_ctr_set(struct psync_ctr *c, size_t count)
-{
-	atomic_store_explicit(&c->count, count, memory_order_release);
-}
-
-/* Takes the lock as its owner, if self is and the bias holds. */
 static inline bool
-psync_ctr_own(struct psync_ctr *c, uintptr_t self)
+psync_ctr_trylock(struct psync_ctr *c)
 {
-	uintptr_t biased = self | PSYNC_BIASED;
+	size_t w = atomic_load_explicit(&c->word, memory_order_relaxed);
 
-	if (atomic_load_explicit(&c->owner, memory_order_relaxed) != biased)
-		return false;
-	atomic_store_explicit(&c->busy, 1, memory_order_relaxed);
-	psync_barrier_light();
-	if (atomic_load_explicit(&c->owner, memory_order_relaxed) == biased) {
-		c->owned = 1;
-		return true;
-	}
-	/* Revoked meanwhile: the revoker may wait for this. */
-	atomic_store_explicit(&c->busy, 0, memory_order_release);
-	return false;
-}
-
-/* Takes the word lock if it is free. */
-static inline bool
-psync_ctr_tryword(struct psync_ctr *c)
-{
-	uint32_t z = 0;
-
-	return atomic_load_explicit(&c->lock, memory_order_relaxed) == 0 &&
-	       atomic_compare_exchange_strong_explicit(&c->lock, &z, 1,
-	                                               memory_order_acquire,
-	                                               memory_order_relaxed);
-}
-
-/* Counts the run of the word lock's holder (word lock held). */
-static inline void
-psync_ctr_count_run(struct psync_ctr *c, uintptr_t self)
-{
-	uint32_t me = (uint32_t)(self ^ (uint64_t)self >> 32);
-
-	if (c->last != me) {
-		c->last = me;
-		c->run = 1;
-	} else if (c->run < UINT16_MAX) {
-		c->run++;
-	}
-}
-
-/* Releases the word lock (held). */
-static inline void
-psync_ctr_release(struct psync_ctr *c)
-{
-	atomic_store_explicit(&c->lock, 0, memory_order_release);
-	psync_barrier_light();
-	if (atomic_load_explicit(&c->sleepers, memory_order_relaxed) != 0)
-		psync_ctr_wake(c);
+	return !(w & 1) && atomic_compare_exchange_strong_explicit(
+	                       &c->word, &w, w | 1, memory_order_acquire,
+	                       memory_order_relaxed);
 }
 
 static inline void
 psync_ctr_lock(struct psync_ctr *c)
 {
-	uintptr_t self = psync_self();
-
-	if (psync_ctr_own(c, self))
-		return;
-	if (!psync_ctr_tryword(c))
+	if (!psync_ctr_trylock(c))
 		psync_ctr_wait(c);
-	if (atomic_load_explicit(&c->owner, memory_order_relaxed) &
-	    PSYNC_BIASED)
-		psync_ctr_revoke(c);
-	c->owned = 0;
-	psync_ctr_count_run(c, self);
 }
 
-/* Takes the lock if that needs no waiting: false if it is held, or
- * biased to another thread. */
-static inline bool
-psync_ctr_trylock(struct psync_ctr *c)
-{
-	uintptr_t self = psync_self();
-
-	if (psync_ctr_own(c, self))
-		return true;
-	if (!psync_ctr_tryword(c))
-		return false;
-	if (atomic_load_explicit(&c->owner, memory_order_relaxed) &
-	    PSYNC_BIASED) {
-		psync_ctr_release(c);
-		return false;
-	}
-	c->owned = 0;
-	psync_ctr_count_run(c, self);
-	return true;
-}
-
-/* Releases the lock (held), after psync_barrier_light. */
+/* Releases the lock, the count now count (lock held). */
 static inline void
-psync_ctr_unlock(struct psync_ctr *c)
+psync_ctr_unlock(struct psync_ctr *c, size_t count)
 {
-	if (c->owned) {
-		/* Maybe revoked meanwhile: the revoker waits for this. */
-		atomic_store_explicit(&c->busy, 0, memory_order_release);
-		psync_barrier_light();
-		return;
-	}
-	if (c->run >= PSYNC_RUN)
-		psync_ctr_bias(c, psync_self()); /* checks the whole run */
-	psync_ctr_release(c);
+	atomic_store_explicit(&c->word, count << 1, memory_order_release);
+	psync_barrier_light();
+	if (atomic_load_explicit(&c->sleepers, memory_order_relaxed) != 0)
+		psync_ctr_wake(c);
 }
 
 /*

@@ -9,19 +9,17 @@
  * counter only when its own copy (head_seen, tail_seen) says the ring is
  * full or empty, so a steady stream moves few cache lines between CPUs.
  *
- * Each side's lock is biased (psync_ctr): the thread that keeps taking
- * it, the one writer or the one reader of a stream, takes it with plain
- * stores and no read-modify-write; other threads take it with a
- * compare-and-swap, revoking the bias.  Waiting is an eventcount per side
- * (psync_ec): a waiter spins briefly on the counter it waits for, then
- * registers and sleeps; a mover checks for sleepers after a barrier that is
- * only a compiler barrier where membarrier(2) lets the sleeper pay for both.
- * So a call that neither waits nor wakes anybody makes no system call.
+ * Each side's lock is bit 0 of its counter (psync_ctr): taking it is one
+ * compare-and-swap, and the store that publishes the new count releases
+ * it.  Waiting is an eventcount per side (psync_ec): a waiter spins
+ * briefly on the counter it waits for, then registers and sleeps; a mover
+ * checks for sleepers after a barrier that is only a compiler barrier
+ * where membarrier(2) lets the sleeper pay for both.  So a call that neither
+ * waits nor wakes anybody makes no system call.
  *
  * Everything else (EOF, errors, closing, the destructor, growing the
  * ring) takes both sides' locks, write side first.  The read side may
- * only try the write side's lock (for shrinking the ring), or take both
- * once it has let go of its own.
+ * only try the write side's lock (for shrinking the ring).
  *
  * Readiness, for descriptors and notifiers, must follow every transition
  * exactly, which the two sides cannot see without a lock in common.  So
@@ -75,10 +73,10 @@ struct pipe_ext {
 #define LINE 64
 
 /* Fields in the first groups are written by their side only, or under
- * both locks.  Ring and size are with the read-mostly fields, so that
- * neither side reads the other's line to find the messages. */
+ * both locks; ring and size are in both groups, so that neither side
+ * reads the other's line to find the messages. */
 struct pipe {
-	/* Writers' line: the write side's lock, or both. */
+	/* Writers' line: the write side's lock (bit 0 of tail), or both. */
 	alignas(LINE) struct {
 		struct psync_ctr tail; /* messages ever written; the lock */
 		_Atomic uint32_t flags;
@@ -86,16 +84,19 @@ struct pipe {
 		struct psync_ec readers; /* readers waiting for a message */
 		size_t tidx;             /* slot of the next write */
 		size_t head_seen;        /* <= head */
+		void **ring;
+		size_t size;
 	} w;
-	/* Readers' line: the read side's lock, or both. */
+	/* Readers' line: the read side's lock (bit 0 of head), or both. */
 	alignas(LINE) struct {
 		struct psync_ctr head; /* messages ever read; the lock */
 		_Atomic uint32_t flags;
 		struct psync_spin spin;
-		bool crowded;            /* over a quarter full in this wrap */
 		struct psync_ec writers; /* writers waiting for a slot */
 		size_t hidx;             /* slot of the oldest message */
 		size_t tail_seen;        /* <= tail */
+		void **ring;
+		size_t size;
 	} r;
 	/* Read-mostly: written under both locks. */
 	alignas(LINE) size_t capacity; /* immutable */
@@ -106,12 +107,7 @@ struct pipe {
 	void *dtor_arg;
 	struct polypipe rd;
 	struct polypipe wr;
-	void **ring;
-	size_t size;
 };
-
-/* Three lines: an idle pipe fits the 256 bytes of the memory budget. */
-_Static_assert(sizeof(struct pipe) == 3 * LINE, "struct pipe grew");
 
 /* The pipe an end belongs to. */
 static struct pipe *
@@ -150,11 +146,15 @@ ring_grown(size_t size, size_t need, size_t capacity)
 	return n < capacity ? n : capacity;
 }
 
-/* Sets a side's count (the side's lock held, or ext->lock). */
+/* Sets a side's count, keeping its lock bit (the side's lock held, or
+ * ext->lock). */
 static void
 ctr_set(struct psync_ctr *c, size_t count)
 {
-	psync_ctr_set(c, count);
+	size_t w = atomic_load_explicit(&c->word, memory_order_relaxed);
+
+	atomic_store_explicit(&c->word, count << 1 | (w & 1),
+	                      memory_order_release);
 }
 
 static size_t
@@ -176,8 +176,8 @@ pipe_flag(struct pipe *pp, uint32_t bits)
 static void
 pipe_set_ring(struct pipe *pp, void **ring, size_t size)
 {
-	pp->ring = ring;
-	pp->size = size;
+	pp->w.ring = pp->r.ring = ring;
+	pp->w.size = pp->r.size = size;
 }
 
 /*
@@ -189,7 +189,7 @@ pipe_set_ring(struct pipe *pp, void **ring, size_t size)
 static bool
 ring_grow(struct pipe *pp, size_t need)
 {
-	size_t old = pp->size, len = pipe_len(pp);
+	size_t old = pp->w.size, len = pipe_len(pp);
 	size_t size = ring_grown(old, need, pp->capacity);
 	size_t hidx = pp->r.hidx, upper;
 	void **ring;
@@ -198,7 +198,7 @@ ring_grow(struct pipe *pp, size_t need)
 		return true;
 	if (size > SIZE_MAX / sizeof *ring)
 		return false;
-	ring = psync_realloc(pp->ring, size * sizeof *ring);
+	ring = psync_realloc(pp->w.ring, size * sizeof *ring);
 	if (ring == NULL)
 		return false;
 	if (len > 0 && hidx + len > old) {
@@ -222,29 +222,23 @@ ring_grow(struct pipe *pp, size_t need)
  * full.  Checking only that often keeps a busy pipe whose fill swings
  * from empty to full from resizing at every swing.
  */
-static bool
-ring_shrinkable(size_t size, size_t len)
-{
-	return size >= 4 * RING_MIN && len <= size / 4;
-}
-
 static void
 ring_shrink(struct pipe *pp)
 {
-	size_t len = pipe_len(pp), size = pp->size;
+	size_t len = pipe_len(pp), size = pp->w.size;
 	size_t first, want;
 	void **ring;
 
-	if (!ring_shrinkable(size, len))
+	if (size < 4 * RING_MIN || len > size / 4)
 		return;
 	want = (size / 2) | 1;
 	ring = psync_malloc(want * sizeof *ring);
 	if (ring == NULL)
 		return; /* kept as is */
 	first = size - pp->r.hidx < len ? size - pp->r.hidx : len;
-	memcpy(ring, pp->ring + pp->r.hidx, first * sizeof *ring);
-	memcpy(ring + first, pp->ring, (len - first) * sizeof *ring);
-	free(pp->ring);
+	memcpy(ring, pp->w.ring + pp->r.hidx, first * sizeof *ring);
+	memcpy(ring + first, pp->w.ring, (len - first) * sizeof *ring);
+	free(pp->w.ring);
 	pipe_set_ring(pp, ring, want);
 	pp->r.hidx = 0;
 	pp->w.tidx = len;
@@ -269,8 +263,8 @@ pipe_take_all(struct pipe *pp)
 {
 	size_t tail = psync_ctr_count(&pp->w.tail, memory_order_relaxed);
 	struct orphans o = {
-		.ring = pp->ring,
-		.size = pp->size,
+		.ring = pp->w.ring,
+		.size = pp->w.size,
 		.head = pp->r.hidx,
 		.len = pipe_len(pp),
 		.dtor = pp->dtor,
@@ -307,7 +301,7 @@ pipe_free(struct pipe *pp)
 		pthread_mutex_destroy(&ext->lock);
 		free(ext);
 	}
-	free(pp->ring);
+	free(pp->w.ring);
 	free(pp);
 }
 
@@ -331,11 +325,11 @@ pipe_ext(struct pipe *pp)
 	return atomic_load_explicit(&pp->ext, memory_order_acquire);
 }
 
-/* Releases a side's lock. */
+/* Releases a side's lock, publishing its count. */
 static void
 ctr_unlock(struct psync_ctr *c)
 {
-	psync_ctr_unlock(c);
+	psync_ctr_unlock(c, psync_ctr_count(c, memory_order_relaxed));
 }
 
 static struct pipe_ext *
@@ -538,7 +532,7 @@ pipe_moved(struct pipe *pp, bool reader, struct pipe_ext *ext,
 static size_t
 spin_room(const struct pipe *pp)
 {
-	size_t k = pp->size / 8;
+	size_t k = pp->w.size / 8;
 
 	return k < 1 ? 1 : k > 64 ? 64 : k;
 }
@@ -572,7 +566,7 @@ pipe_wait(struct pipe *pp, bool reader, struct pipe_ext **ext, bool *spun,
 		pipe_unlock_side(pp, reader, *ext);
 		/* A writer waits for a few slots, if they come within the
 		 * window; a reader, for the first message. */
-		psync_spin(reader ? &pp->r.spin : &pp->w.spin, &moves->count,
+		psync_spin(reader ? &pp->r.spin : &pp->w.spin, &moves->word,
 		           seen, delta, flags, f);
 	} else {
 		seq = psync_ec_prepare(ec);
@@ -618,7 +612,7 @@ polypipe_read_many(polypipe *rd, void **msgs, size_t max, int timeout_ms)
 	struct readiness before = { false, false };
 	struct pipe_ext *ext;
 	struct pipe *pp;
-	bool timed_out = false, spun = false, wrapped, shrink = false;
+	bool timed_out = false, spun = false, wrapped;
 	size_t head, avail, n, i, j;
 	uint32_t f;
 	int err;
@@ -666,42 +660,22 @@ polypipe_read_many(polypipe *rd, void **msgs, size_t max, int timeout_ms)
 	if (ext != NULL)
 		before = pipe_readiness(pp);
 	n = avail < max ? avail : max;
-	if (avail > pp->size / 4)
-		pp->r.crowded = true;
 	for (i = 0, j = pp->r.hidx; i < n; i++) {
-		msgs[i] = pp->ring[j];
-		if (++j == pp->size)
+		msgs[i] = pp->r.ring[j];
+		if (++j == pp->r.size)
 			j = 0;
 	}
 	wrapped = j < pp->r.hidx || j == 0;
 	pp->r.hidx = j;
 	ctr_set(&pp->r.head, head + n);
-	/* Once per ring's worth of reads, see whether to shrink it: not if
-	 * it was over a quarter full at any read of that round, which
-	 * keeps a ring that a stream needs from shrinking and growing
-	 * back again and again. */
-	if (wrapped && pp->r.crowded) {
-		pp->r.crowded = false;
-	} else if (wrapped && ext != NULL) {
+	/* Once per ring's worth of reads, see whether to shrink it. */
+	if (wrapped && ext != NULL) {
 		ring_shrink(pp);
 	} else if (wrapped && psync_ctr_trylock(&pp->w.tail)) {
 		ring_shrink(pp);
 		ctr_unlock(&pp->w.tail);
-	} else if (wrapped) {
-		/* The write side is busy, or biased to a writer thread:
-		 * taking it now could wait for a writer that waits for us
-		 * (growing the ring).  So, if worth it, after the read. */
-		shrink = ring_shrinkable(
-		    pp->size,
-		    psync_ctr_count(&pp->w.tail, memory_order_relaxed) -
-		        (head + n));
 	}
 	pipe_moved(pp, true, ext, before, n);
-	if (shrink) {
-		ext = pipe_lock_all(pp);
-		ring_shrink(pp);
-		pipe_unlock_all(pp, ext);
-	}
 	return (ssize_t)n;
 }
 
@@ -746,14 +720,14 @@ polypipe_write_many(polypipe *wr, void *const *msgs, size_t n, int timeout_ms)
 		if (err != 0)
 			break;
 		tail = psync_ctr_count(&pp->w.tail, memory_order_relaxed);
-		room = pp->size - (tail - pp->w.head_seen);
+		room = pp->w.size - (tail - pp->w.head_seen);
 		if (room < n) {
 			pp->w.head_seen =
 			    psync_ctr_count(&pp->r.head, memory_order_acquire);
-			room = pp->size - (tail - pp->w.head_seen);
+			room = pp->w.size - (tail - pp->w.head_seen);
 		}
 		len = tail - pp->w.head_seen;
-		if (room < n && pp->size < pp->capacity) {
+		if (room < n && pp->w.size < pp->capacity) {
 			/* The ring may grow: that takes the read side. */
 			if (ext == NULL)
 				psync_ctr_lock(&pp->r.head);
@@ -765,7 +739,7 @@ polypipe_write_many(polypipe *wr, void *const *msgs, size_t n, int timeout_ms)
 				ctr_unlock(&pp->r.head);
 			/* head_seen is the fresh head now. */
 			len = tail - pp->w.head_seen;
-			room = pp->size - len;
+			room = pp->w.size - len;
 			if (!grown && room == 0 && len < pp->capacity) {
 				err = ENOMEM;
 				break;
@@ -789,8 +763,8 @@ polypipe_write_many(polypipe *wr, void *const *msgs, size_t n, int timeout_ms)
 	if (n > room)
 		n = room;
 	for (i = 0, j = pp->w.tidx; i < n; i++) {
-		pp->ring[j] = msgs[i];
-		if (++j == pp->size)
+		pp->w.ring[j] = msgs[i];
+		if (++j == pp->w.size)
 			j = 0;
 	}
 	pp->w.tidx = j;
