@@ -274,8 +274,9 @@ enum {
 	MPMC_CAPACITY = 8,
 	MPMC_MAX = 40000, /* messages per producer */
 	/* The streaming run: blocking calls through a roomy pipe, as a
-	 * benchmark does, so that a thread can take a side's lock many
-	 * times in a row (and bias it) before others take their turn. */
+	 * benchmark does, so that a thread takes a side's lock many times
+	 * in a row before others take their turn: what a lock tuned for
+	 * one thread per side (biased) gets wrong first. */
 	STREAM_CAPACITY = 1024,
 	STREAM_MAX = 2000000,
 	STREAM_MS = 100, /* a round: each starts with new threads */
