@@ -92,6 +92,7 @@ struct pipe {
 		struct psync_ctr head; /* messages ever read; the lock */
 		_Atomic uint32_t flags;
 		struct psync_spin spin;
+		bool crowded; /* over a quarter full, seen since the wrap */
 		struct psync_ec writers; /* writers waiting for a slot */
 		size_t hidx;             /* slot of the oldest message */
 		size_t tail_seen;        /* <= tail */
@@ -100,6 +101,7 @@ struct pipe {
 	} r;
 	/* Read-mostly: written under both locks. */
 	alignas(LINE) size_t capacity; /* immutable */
+	size_t peak;                   /* the largest size the ring had */
 	struct pipe_ext *_Atomic ext;
 	_Atomic int error;     /* first error set, or 0 */
 	_Atomic unsigned refs; /* open ends + notifier calls in flight */
@@ -124,19 +126,24 @@ pipe_of(const polypipe *p)
  * rounding it, and grows RING_STEP slots at a time: with an idle pipe of
  * 200 bytes, a pipe then holds at most 256 + 8 bytes per message at any
  * count up to RING_LINEAR.  Past that, growing a few slots at a time
- * would copy too often: it grows by an eighth.
+ * would copy too often: it grows by an eighth.  Below the largest size
+ * it had (peak), after a shrink, it doubles: that memory was in use
+ * before, and a pipe whose fill swings should not copy its ring dozens
+ * of times at each swing.
  */
 #define RING_MIN 7
 #define RING_STEP 6
 #define RING_LINEAR 4096
 
 static size_t
-ring_grown(size_t size, size_t need, size_t capacity)
+ring_grown(size_t size, size_t need, size_t capacity, size_t peak)
 {
 	size_t n;
 
 	if (size < RING_MIN)
 		n = RING_MIN;
+	else if (size < peak)
+		n = size < peak / 2 ? 2 * size + 1 : peak;
 	else if (size < RING_LINEAR)
 		n = size + RING_STEP;
 	else
@@ -190,7 +197,7 @@ static bool
 ring_grow(struct pipe *pp, size_t need)
 {
 	size_t old = pp->w.size, len = pipe_len(pp);
-	size_t size = ring_grown(old, need, pp->capacity);
+	size_t size = ring_grown(old, need, pp->capacity, pp->peak);
 	size_t hidx = pp->r.hidx, upper;
 	void **ring;
 
@@ -210,6 +217,8 @@ ring_grow(struct pipe *pp, size_t need)
 		hidx = 0;
 	}
 	pipe_set_ring(pp, ring, size);
+	if (size > pp->peak)
+		pp->peak = size;
 	pp->r.hidx = hidx;
 	pp->w.tidx = hidx + len < size ? hidx + len : hidx + len - size;
 	pp->w.head_seen = psync_ctr_count(&pp->r.head, memory_order_relaxed);
@@ -217,10 +226,12 @@ ring_grow(struct pipe *pp, size_t need)
 }
 
 /*
- * Gives back memory after a burst (both locks, or ext->lock): called
- * once per ring's worth of reads, it halves a ring at most a quarter
- * full.  Checking only that often keeps a busy pipe whose fill swings
- * from empty to full from resizing at every swing.
+ * Gives back memory after a burst (both locks, or ext->lock): called at
+ * the end of a ring's worth of reads in which no reader found the ring
+ * over a quarter full (r.crowded), it halves a ring that is at most a
+ * quarter full still.  Deciding on a whole ring's worth of reads keeps a
+ * busy pipe whose fill swings from empty to full from resizing at every
+ * swing, and lets a stream keep a ring four times the run it reads at.
  */
 static void
 ring_shrink(struct pipe *pp)
@@ -272,6 +283,7 @@ pipe_take_all(struct pipe *pp)
 	};
 
 	pipe_set_ring(pp, NULL, 0);
+	pp->peak = 0;
 	pp->r.hidx = pp->w.tidx = 0;
 	ctr_set(&pp->r.head, tail);
 	pp->r.tail_seen = pp->w.head_seen = tail;
@@ -612,7 +624,7 @@ polypipe_read_many(polypipe *rd, void **msgs, size_t max, int timeout_ms)
 	struct readiness before = { false, false };
 	struct pipe_ext *ext;
 	struct pipe *pp;
-	bool timed_out = false, spun = false, wrapped;
+	bool timed_out = false, spun = false, wrapped, shrink;
 	size_t head, avail, n, i, j;
 	uint32_t f;
 	int err;
@@ -660,18 +672,23 @@ polypipe_read_many(polypipe *rd, void **msgs, size_t max, int timeout_ms)
 	if (ext != NULL)
 		before = pipe_readiness(pp);
 	n = avail < max ? avail : max;
+	if (avail > pp->r.size / 4)
+		pp->r.crowded = true;
 	for (i = 0, j = pp->r.hidx; i < n; i++) {
 		msgs[i] = pp->r.ring[j];
 		if (++j == pp->r.size)
 			j = 0;
 	}
+	/* Once per ring's worth of reads, see whether to shrink it. */
 	wrapped = j < pp->r.hidx || j == 0;
+	shrink = wrapped && !pp->r.crowded && pp->r.size >= 4 * RING_MIN;
+	if (wrapped)
+		pp->r.crowded = false;
 	pp->r.hidx = j;
 	ctr_set(&pp->r.head, head + n);
-	/* Once per ring's worth of reads, see whether to shrink it. */
-	if (wrapped && ext != NULL) {
+	if (shrink && ext != NULL) {
 		ring_shrink(pp);
-	} else if (wrapped && psync_ctr_trylock(&pp->w.tail)) {
+	} else if (shrink && psync_ctr_trylock(&pp->w.tail)) {
 		ring_shrink(pp);
 		ctr_unlock(&pp->w.tail);
 	}

@@ -209,6 +209,57 @@ START_TEST(test_faults_polypipe_shrink)
 }
 END_TEST
 
+/*
+ * A pipe whose fill swings from full to a trickle: the ring shrinks only
+ * after a ring's worth of reads at a low fill, and grows back to the size
+ * it had by doubling, so each swing costs a few allocations, where
+ * growing back a few slots at a time took over a hundred.
+ */
+START_TEST(test_faults_polypipe_resize_swings)
+{
+	polypipe *rd, *wr;
+	uintptr_t next_w = 0, next_r = 0;
+	unsigned long allocs;
+	void *m;
+	int swing, i;
+
+	ck_assert_int_eq(polypipe_create(1024, &rd, &wr), 0);
+	for (swing = 0; swing < 11; swing++) {
+		/* The first fill grows the ring from nothing: not counted. */
+		if (swing == 1)
+			psync_allocs = 0;
+		while (polypipe_write(wr, MSG(next_w), 0) == 0)
+			next_w++;
+		ck_assert_int_eq(errno, EAGAIN);
+		ck_assert_uint_eq(next_w - next_r, 1024);
+		/* Drain to one left, then a trickle, one in and one out,
+		 * long enough for a few shrinks. */
+		while (next_w - next_r > 1) {
+			ck_assert_int_eq(polypipe_read(rd, &m, 0), 1);
+			ck_assert_uint_eq(MSGVAL(m), next_r);
+			next_r++;
+		}
+		for (i = 0; i < 3 * 1024; i++) {
+			ck_assert_int_eq(polypipe_write(wr, MSG(next_w), 0),
+			                 0);
+			next_w++;
+			ck_assert_int_eq(polypipe_read(rd, &m, 0), 1);
+			ck_assert_uint_eq(MSGVAL(m), next_r);
+			next_r++;
+		}
+	}
+	allocs = psync_allocs;
+	printf("faults: 10 swings of a pipe from full to a trickle make %lu "
+	       "allocations\n",
+	       allocs);
+	/* Each swing shrinks the ring a few times and grows it back. */
+	ck_assert_uint_ge(allocs, 10 * 2);
+	ck_assert_uint_le(allocs, 10 * 16);
+	polypipe_close(rd);
+	polypipe_close(wr);
+}
+END_TEST
+
 START_TEST(test_faults_polyserver_create)
 {
 	polyserver *srv;
@@ -413,6 +464,7 @@ faults_suite(void)
 	tcase_add_test(tc, test_faults_polypipe_write_grows);
 	tcase_add_test(tc, test_faults_polypipe_write_many_partial);
 	tcase_add_test(tc, test_faults_polypipe_shrink);
+	tcase_add_test(tc, test_faults_polypipe_resize_swings);
 	tcase_add_test(tc, test_faults_polyserver_create);
 	tcase_add_test(tc, test_faults_polyclient_create);
 	tcase_add_test(tc, test_faults_polyserver_bind);
