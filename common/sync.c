@@ -67,6 +67,22 @@ psync_aligned_alloc(size_t align, size_t size)
  * succeed (same CPU) then costs its window once per 255 waits. */
 #define SPIN_BACKOFF_MAX 255
 
+/* How long a spin waiting for a batch goes on once part of it has come
+ * and nothing more does: a peer that writes a stream adds a message every
+ * few tens of nanoseconds, one that answers a request stops at one. */
+#ifndef SPIN_SETTLE_NS
+#define SPIN_SETTLE_NS 200
+#endif
+
+/* The spins that wait for one message only after one that settled on a
+ * single message: the peer answers requests rather than streams. */
+#ifndef SPIN_LONE
+#define SPIN_LONE 15
+#endif
+
+/* The most pauses between two looks at the peer's counter. */
+#define SPIN_PACE_MAX 16
+
 static long
 futex(_Atomic uint32_t *word, int op, uint32_t val,
       const struct timespec *deadline)
@@ -114,11 +130,11 @@ void
 psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
            size_t delta, const _Atomic uint32_t *b, uint32_t b0)
 {
-	uint8_t skip, backoff;
-	int64_t until;
+	uint8_t skip, backoff, lone;
+	int64_t until, now, quiet = 0; /* quiet: since when nothing moved */
 	bool changed = false;
-	size_t moved;
-	unsigned i;
+	size_t moved, last = 0;
+	unsigned i, k;
 
 	skip = atomic_load_explicit(&s->skip, memory_order_relaxed);
 	if (skip > 0) {
@@ -128,10 +144,15 @@ psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
 	}
 	if (!spin_useful())
 		return;
+	lone = atomic_load_explicit(&s->lone, memory_order_relaxed);
+	if (lone > 0) {
+		atomic_store_explicit(&s->lone, lone - 1,
+		                      memory_order_relaxed);
+		delta = 1;
+	}
 	/* Relaxed: the caller re-checks with the ordering it needs. */
 	until = clock_ns() + SPIN_NS;
 	for (i = 1;; i++) {
-		cpu_relax();
 		moved =
 		    (atomic_load_explicit(a, memory_order_relaxed) >> 1) - a0;
 		if (moved >= delta ||
@@ -139,10 +160,36 @@ psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
 			changed = true;
 			break;
 		}
-		if (i % 64 == 0 && clock_ns() >= until) {
-			changed = moved > 0;
+		if (moved != last) {
+			last = moved;
+			quiet = 0;
+		} else if (moved > 0) {
+			/* Part of the batch came: wait for the rest only
+			 * while it keeps coming. */
+			now = clock_ns();
+			if (quiet == 0)
+				quiet = now;
+			if (now - quiet >= SPIN_SETTLE_NS || now >= until) {
+				changed = now < until;
+				if (moved == 1)
+					atomic_store_explicit(
+					    &s->lone, SPIN_LONE,
+					    memory_order_relaxed);
+				break;
+			}
+		} else if (i % 64 == 0 && clock_ns() >= until) {
 			break;
 		}
+		/* Each look at a counter that moved takes its line from
+		 * the peer: once the batch is coming, look about once per
+		 * two pauses per message still missing. */
+		k = 1;
+		if (moved > 0)
+			k = delta - moved > SPIN_PACE_MAX / 2
+			        ? SPIN_PACE_MAX
+			        : 2 * (unsigned)(delta - moved);
+		while (k-- > 0)
+			cpu_relax();
 	}
 	/* A change that came only after the window was not the spin's
 	 * doing: this thread was descheduled, most likely for the peer on

@@ -192,17 +192,26 @@ psync_ec_wake(struct psync_ec *ec, bool all)
  * a sleep and wake-up costs tens of microseconds on a virtual machine,
  * an answer from a running peer a microsecond or two.  psync_spin spins
  * up to SPIN_NS (10 us), with no lock held, until *a >> 1 (a psync_ctr's
- * count) has moved delta past a0 or *b has moved from b0.  A delta over 1
- * lets a waiter that would follow its peer one message at a time,
- * touching the peer's cache line at each, come back to a batch.  A spin that
- * ends without a change (or whose change came only after the window: the
- * thread was descheduled, likely for its peer on the same CPU) makes the next
- * waits skip spinning, twice as many each time it fails again, up to 255.  The
- * counters are hints: racing updates are harmless.
+ * count) has moved delta past a0 or *b has moved from b0, or until the
+ * count, having moved, stops moving for SPIN_SETTLE_NS (200 ns).
+ *
+ * A delta over 1 lets a waiter come back to a batch rather than follow
+ * its peer one message at a time, taking the peer's cache line at each:
+ * a stream then moves in runs.  A peer that sends one message and waits
+ * for the answer would cost the waiter the settling time at each: a spin
+ * that settles on a single message makes the next SPIN_LONE (15) spins
+ * wait for one only.
+ *
+ * A spin that ends without a change (or whose change came only after the
+ * window: the thread was descheduled, likely for its peer on the same
+ * CPU) makes the next waits skip spinning, twice as many each time it
+ * fails again, up to 255.  The counters are hints: racing updates are
+ * harmless.
  */
 struct psync_spin {
 	_Atomic uint8_t skip;
 	_Atomic uint8_t backoff;
+	_Atomic uint8_t lone; /* spins left that wait for one only */
 };
 
 void psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,

@@ -540,13 +540,19 @@ pipe_moved(struct pipe *pp, bool reader, struct pipe_ext *ext,
 		pipe_unlock_fire(pp, ext, pipe_changed(pp, ext, before), 0);
 }
 
-/* The slots a writer spinning on a full pipe waits to see freed. */
+/*
+ * The messages a reader spinning on an empty pipe waits to see written,
+ * and the slots a writer spinning on a full one waits to see freed
+ * (fewer if they stop coming: psync_spin): a stream then moves in runs,
+ * each side reading lines the other has finished with.
+ */
 static size_t
-spin_room(const struct pipe *pp)
+spin_delta(const struct pipe *pp, bool reader)
 {
-	size_t k = pp->w.size / 8;
+	size_t k = reader ? pp->capacity / 2 : pp->w.size / 8;
+	size_t most = reader ? 32 : 64;
 
-	return k < 1 ? 1 : k > 64 ? 64 : k;
+	return k < 1 ? 1 : k > most ? most : k;
 }
 
 /*
@@ -565,7 +571,7 @@ pipe_wait(struct pipe *pp, bool reader, struct pipe_ext **ext, bool *spun,
 	struct psync_ctr *moves = reader ? &pp->w.tail : &pp->r.head;
 	_Atomic uint32_t *flags = reader ? &pp->r.flags : &pp->w.flags;
 	size_t seen = reader ? pp->r.tail_seen : pp->w.head_seen;
-	size_t delta = reader ? 1 : spin_room(pp);
+	size_t delta = spin_delta(pp, reader);
 	uint32_t f = atomic_load_explicit(flags, memory_order_relaxed);
 	/* Unwatched, a switch to watched ends the wait too. */
 	uint32_t stop =
@@ -576,8 +582,7 @@ pipe_wait(struct pipe *pp, bool reader, struct pipe_ext **ext, bool *spun,
 	if (!*spun) {
 		*spun = true;
 		pipe_unlock_side(pp, reader, *ext);
-		/* A writer waits for a few slots, if they come within the
-		 * window; a reader, for the first message. */
+		/* For a run of messages or slots, if it comes. */
 		psync_spin(reader ? &pp->r.spin : &pp->w.spin, &moves->word,
 		           seen, delta, flags, f);
 	} else {
