@@ -222,11 +222,17 @@ asym_init(void)
 }
 
 void
-psync_barrier_heavy(void)
+psync_barrier_init(void)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 	pthread_once(&once, asym_init);
+}
+
+void
+psync_barrier_heavy(void)
+{
+	psync_barrier_init();
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&psync_asym, memory_order_relaxed) == 1)
 		syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0,

@@ -79,6 +79,11 @@ bool psync_timer_passed(struct psync_timer *t);
  */
 extern _Atomic int psync_asym; /* 1 once membarrier is registered */
 
+/* Registers for membarrier, once per process: called when an object that
+ * uses these barriers is made, so that its light side is a compiler
+ * barrier from the first message on, not only after a first sleep. */
+void psync_barrier_init(void);
+
 void psync_barrier_heavy(void);
 
 static inline void

@@ -610,6 +610,7 @@ polypipe_create(size_t capacity, polypipe **rd, polypipe **wr)
 		errno = EINVAL;
 		return -1;
 	}
+	psync_barrier_init();
 	pp = psync_aligned_alloc(LINE, sizeof *pp);
 	if (pp == NULL)
 		return -1;
