@@ -155,7 +155,7 @@ ring_grown(size_t size, size_t need, size_t capacity, size_t peak)
 
 /* Sets a side's count, keeping its lock bit (the side's lock held, or
  * ext->lock). */
-static void
+static inline void
 ctr_set(struct psync_ctr *c, size_t count)
 {
 	size_t w = atomic_load_explicit(&c->word, memory_order_relaxed);
@@ -329,16 +329,17 @@ pipe_wake_all(struct pipe *pp)
 /*
  * Locking.  A pipe not watched takes its sides' locks; a watched one
  * takes ext->lock instead, always.  These return the ext whose lock is
- * held, or NULL when the side locks are.
+ * held, or NULL when the side locks are.  The ones on the path of every
+ * message are inline: calling them cost a tenth of a message's time.
  */
-static struct pipe_ext *
+static inline struct pipe_ext *
 pipe_ext(struct pipe *pp)
 {
 	return atomic_load_explicit(&pp->ext, memory_order_acquire);
 }
 
 /* Releases a side's lock, publishing its count. */
-static void
+static inline void
 ctr_unlock(struct psync_ctr *c)
 {
 	psync_ctr_unlock(c, psync_ctr_count(c, memory_order_relaxed));
@@ -352,7 +353,7 @@ pipe_lock_ext(struct pipe_ext *ext)
 }
 
 /* One side: the write side for a writer, the read side for a reader. */
-static struct pipe_ext *
+static inline struct pipe_ext *
 pipe_lock_side(struct pipe *pp, bool reader)
 {
 	struct psync_ctr *l = reader ? &pp->r.head : &pp->w.tail;
@@ -389,7 +390,7 @@ pipe_lock_all(struct pipe *pp)
 	return pipe_lock_ext(ext);
 }
 
-static void
+static inline void
 pipe_unlock_side(struct pipe *pp, bool reader, struct pipe_ext *ext)
 {
 	if (ext != NULL)
@@ -524,7 +525,7 @@ pipe_unlock_fire(struct pipe *pp, struct pipe_ext *ext, unsigned rise,
  * firing notifiers on a watched pipe, then wakes the other side's
  * waiters.  The caller's end is open, so the pipe outlives all of it.
  */
-static void
+static inline void
 pipe_moved(struct pipe *pp, bool reader, struct pipe_ext *ext,
            struct readiness before, size_t n)
 {
