@@ -242,7 +242,8 @@ psync_barrier_heavy(void)
 void
 psync_ctr_wait(struct psync_ctr *c)
 {
-	size_t w;
+	struct psync_timer forever = psync_timer(-1);
+	uint32_t seq;
 	unsigned i;
 
 	for (;;) {
@@ -256,26 +257,17 @@ psync_ctr_wait(struct psync_ctr *c)
 				cpu_relax();
 			}
 		}
-		atomic_fetch_add_explicit(&c->sleepers, 1,
-		                          memory_order_relaxed);
-		psync_barrier_heavy();
-		/* Either the holder's release sees us counted, or we see
-		 * its release here; the kernel compares the word again. */
-		w = atomic_load_explicit(&c->word, memory_order_relaxed);
-		if (w & 1)
-			futex(psync_low32(&c->word), FUTEX_WAIT, (uint32_t)w,
-			      NULL);
-		atomic_fetch_sub_explicit(&c->sleepers, 1,
-		                          memory_order_relaxed);
+		/* Registered and fenced: either the holder's release sees
+		 * us, or we see the release here. */
+		seq = psync_ec_prepare(&c->waiters);
+		if (psync_ctr_trylock(c)) {
+			psync_ec_cancel(&c->waiters, seq);
+			return;
+		}
+		psync_ec_sleep(&c->waiters, seq, &forever);
 		if (psync_ctr_trylock(c))
 			return;
 	}
-}
-
-void
-psync_ctr_wake(struct psync_ctr *c)
-{
-	futex(psync_low32(&c->word), FUTEX_WAKE, 1, NULL);
 }
 
 /* The futex word of an eventcount: the low half of its 64 bits. */

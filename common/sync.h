@@ -96,56 +96,6 @@ psync_barrier_light(void)
 }
 
 /*
- * A counter that is also a lock, for the two sides of a pipe: bit 0 says
- * held, the count is above it.  The other side reads the count without
- * the lock.  Taking it is one compare-and-swap, and releasing it one
- * plain store that publishes the new count at the same time.  A thread
- * that finds it held spins briefly (when another CPU can run the holder),
- * then sleeps; sleepers are counted apart, so that the release needs no
- * read-modify-write (psync_barrier_light, then a look at the count).
- */
-struct psync_ctr {
-	_Atomic size_t word;
-	_Atomic uint32_t sleepers;
-};
-
-void psync_ctr_wait(struct psync_ctr *c);
-void psync_ctr_wake(struct psync_ctr *c);
-
-static inline size_t
-psync_ctr_count(const struct psync_ctr *c, memory_order mo)
-{
-	return atomic_load_explicit(&c->word, mo) >> 1;
-}
-
-static inline bool
-psync_ctr_trylock(struct psync_ctr *c)
-{
-	size_t w = atomic_load_explicit(&c->word, memory_order_relaxed);
-
-	return !(w & 1) && atomic_compare_exchange_strong_explicit(
-	                       &c->word, &w, w | 1, memory_order_acquire,
-	                       memory_order_relaxed);
-}
-
-static inline void
-psync_ctr_lock(struct psync_ctr *c)
-{
-	if (!psync_ctr_trylock(c))
-		psync_ctr_wait(c);
-}
-
-/* Releases the lock, the count now count (lock held). */
-static inline void
-psync_ctr_unlock(struct psync_ctr *c, size_t count)
-{
-	atomic_store_explicit(&c->word, count << 1, memory_order_release);
-	psync_barrier_light();
-	if (atomic_load_explicit(&c->sleepers, memory_order_relaxed) != 0)
-		psync_ctr_wake(c);
-}
-
-/*
  * An eventcount: how threads sleep until a condition that other threads
  * change without any lock in common.  The word holds a sequence number
  * (low 32 bits, the futex word) and the number of sleepers registered
@@ -193,6 +143,56 @@ psync_ec_wake(struct psync_ec *ec, bool all)
 }
 
 /*
+ * A counter that is also a lock, for the two sides of a pipe: bit 0 says
+ * held, the count is above it.  The other side reads the count without
+ * the lock.  Taking it is one compare-and-swap, and releasing it one
+ * plain store that publishes the new count at the same time.  A thread
+ * that finds it held spins briefly (when another CPU can run the holder),
+ * then sleeps on an eventcount, so that the release needs no
+ * read-modify-write (psync_barrier_light, then a look at the count), and
+ * makes a system call only for a sleeper not yet woken: a woken one may
+ * wait long for its CPU, behind the very thread that woke it.
+ */
+struct psync_ctr {
+	_Atomic size_t word;
+	struct psync_ec waiters; /* threads asleep on the lock */
+};
+
+void psync_ctr_wait(struct psync_ctr *c);
+
+static inline size_t
+psync_ctr_count(const struct psync_ctr *c, memory_order mo)
+{
+	return atomic_load_explicit(&c->word, mo) >> 1;
+}
+
+static inline bool
+psync_ctr_trylock(struct psync_ctr *c)
+{
+	size_t w = atomic_load_explicit(&c->word, memory_order_relaxed);
+
+	return !(w & 1) && atomic_compare_exchange_strong_explicit(
+	                       &c->word, &w, w | 1, memory_order_acquire,
+	                       memory_order_relaxed);
+}
+
+static inline void
+psync_ctr_lock(struct psync_ctr *c)
+{
+	if (!psync_ctr_trylock(c))
+		psync_ctr_wait(c);
+}
+
+/* Releases the lock, the count now count (lock held). */
+static inline void
+psync_ctr_unlock(struct psync_ctr *c, size_t count)
+{
+	atomic_store_explicit(&c->word, count << 1, memory_order_release);
+	psync_barrier_light();
+	psync_ec_wake(&c->waiters, false);
+}
+
+/*
  * Adaptive spinning before a sleep, for a peer running on another CPU:
  * a sleep and wake-up costs tens of microseconds on a virtual machine,
  * an answer from a running peer a microsecond or two.  psync_spin spins
@@ -221,14 +221,6 @@ struct psync_spin {
 
 void psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
                 size_t delta, const _Atomic uint32_t *b, uint32_t b0);
-
-/* The futex word of a 64-bit atomic: its low half. */
-static inline _Atomic uint32_t *
-psync_low32(_Atomic size_t *w)
-{
-	return (_Atomic uint32_t *)w +
-	       (sizeof(size_t) == 8 && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__);
-}
 
 /*
  * An event that threads wait for under an object's lock: a futex word
