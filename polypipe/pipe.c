@@ -12,9 +12,10 @@
  * Each side's lock is bit 0 of its counter (psync_ctr): taking it is one
  * compare-and-swap, and the store that publishes the new count releases
  * it.  Waiting is an eventcount per side (psync_ec): a waiter spins
- * briefly on the counter it waits for, then registers and sleeps; a mover
- * checks for sleepers after a barrier that is only a compiler barrier
- * where membarrier(2) lets the sleeper pay for both.  So a call that neither
+ * briefly on the counter it waits for, for a run of messages or slots
+ * rather than one, then registers and sleeps; a mover checks for
+ * sleepers after a barrier that is only a compiler barrier where
+ * membarrier(2) lets the sleeper pay for both.  So a call that neither
  * waits nor wakes anybody makes no system call.
  *
  * Everything else (EOF, errors, closing, the destructor, growing the
