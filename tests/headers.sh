@@ -13,7 +13,7 @@ have_cxx=yes
 command -v "$CXX" >/dev/null 2>&1 || have_cxx=no
 [ "$have_cxx" = yes ] || echo "# no C++ compiler ($CXX): C++ checks skipped"
 
-for h in polypipe polysocket typed; do
+for h in polypipe polysocket polyset typed; do
 	printf '#include <polysocket/%s.h>\n#include <polysocket/%s.h>\n' \
 		"$h" "$h" >"$tmp/t.c"
 	for std in c99 c11; do
