@@ -153,8 +153,9 @@ psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
 	/* Relaxed: the caller re-checks with the ordering it needs. */
 	until = clock_ns() + SPIN_NS;
 	for (i = 1;; i++) {
-		moved =
-		    (atomic_load_explicit(a, memory_order_relaxed) >> 1) - a0;
+		moved = (atomic_load_explicit(a, memory_order_relaxed) >>
+		         PSYNC_CTR_SHIFT) -
+		        a0;
 		if (moved >= delta ||
 		    atomic_load_explicit(b, memory_order_relaxed) != b0) {
 			changed = true;
