@@ -8,8 +8,11 @@
  * gives medians across rounds, and each ratio is the median of the
  * per-round ratios: two rows measured a few hundred milliseconds apart
  * see the same machine, which is what lets ratios hold while other
- * processes come and go.  Then the targets of the issue, PASS or FAIL,
- * from the same numbers.
+ * processes come and go.  The fan-in rows of fanin.c (one consumer
+ * serving 1,000 channels) run in the same rounds, on two CPUs only.
+ * Before the rounds: memory per pipe, and per pipe in a set of 100,000.
+ * Then the targets of the performance issue and of the polyset issue,
+ * PASS or FAIL, from the same numbers.
  *
  * Exit status: 0 if the run was valid (every message arrived, in order,
  * and nothing hung), whatever the targets say; 1 if not; 2 on a bad
@@ -18,6 +21,7 @@
 #define _GNU_SOURCE
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -34,6 +38,13 @@
 #include "bench/bench.h"
 
 #define MAX_ROUNDS 64
+
+/* A run stopped by its time budget still has this many rounds: enough
+ * for a median and a spread. */
+#define MIN_ROUNDS 5
+
+/* The scale row: idle pipes in one set. */
+#define SCALE_PIPES 100000
 
 _Atomic uint64_t bench_errors;
 
@@ -93,6 +104,22 @@ pin_to_cpu(int cpu)
 		bench_die("sched_setaffinity(%d): %s", cpu, strerror(errno));
 }
 
+int
+count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1; /* the one opendir holds */
+}
+
 /* --- options --------------------------------------------------------- */
 
 struct options {
@@ -113,7 +140,7 @@ usage(FILE *f)
 	        "  --quick       a few seconds: checks that every transport "
 	        "runs and\n"
 	        "                every message arrives; numbers are rough\n"
-	        "  --rounds=N    rounds of every cell (default 9, quick 2)\n"
+	        "  --rounds=N    rounds of every cell (default 9, quick 3)\n"
 	        "  --trial-ms=N  length of one trial (default 120, quick 8)\n"
 	        "exit status: 0 valid run, 1 lost/misordered message or "
 	        "error,\n"
@@ -160,7 +187,7 @@ parse_options(int argc, char **argv, struct options *o)
 		}
 	}
 	if (o->quick) {
-		o->rounds = 2;
+		o->rounds = 3;
 		o->trial_ms = 8;
 		o->budget_s = 30;
 		o->watchdog_s = 10;
@@ -169,7 +196,7 @@ parse_options(int argc, char **argv, struct options *o)
 	} else {
 		o->rounds = 9;
 		o->trial_ms = 120;
-		o->budget_s = 105;
+		o->budget_s = 150;
 		o->watchdog_s = 60;
 		o->idle_ms = 1000;
 		o->spin_ms = 100;
@@ -301,11 +328,11 @@ static int cpu_a = -1, cpu_b = -1;
 static uint64_t checked_total;
 
 static const unsigned wl_caps[WL_COUNT] = {
-	CAP_SINGLE,
-	CAP_SINGLE,
-	CAP_BATCH,
-	CAP_MPMC,
+	CAP_SINGLE, CAP_SINGLE, CAP_BATCH, CAP_MPMC, CAP_FANIN,
 };
+
+/* Descriptors a trial may open: rows that need more are left out. */
+static long fd_room;
 
 static const char *const place_name[NPLACES] = {
 	"different CPUs",
@@ -330,6 +357,12 @@ cells_build(void)
 					continue;
 				if (p == DIFF_CPU && cpu_b < 0)
 					continue; /* only one CPU */
+				/* The fan-in rows: two CPUs, as the targets
+				 * say, and enough descriptors. */
+				if (w == WL_FANIN &&
+				    (p == SAME_CPU || cpu_b < 0 ||
+				     transports[i]->fds > fd_room))
+					continue;
 				cells[k].w = (enum workload)w;
 				cells[k].t = transports[i];
 				cells[k].place = p;
@@ -455,6 +488,27 @@ ratio(const struct cell *a, const struct cell *b, bool p99)
 	return median(q, n);
 }
 
+/* The same, with the smallest and largest per-round ratio. */
+static double
+ratio_range(const struct cell *a, const struct cell *b, double *lo, double *hi)
+{
+	double q;
+	unsigned i, n;
+
+	*lo = *hi = NAN;
+	if (a == NULL || b == NULL)
+		return NAN;
+	n = a->n < b->n ? a->n : b->n;
+	for (i = 0; i < n; i++) {
+		q = a->v[i] / b->v[i];
+		if (i == 0 || q < *lo)
+			*lo = q;
+		if (i == 0 || q > *hi)
+			*hi = q;
+	}
+	return ratio(a, b, false);
+}
+
 /* --- the table ------------------------------------------------------- */
 
 struct section {
@@ -506,7 +560,7 @@ print_row(const struct section *s, const struct transport *t)
 	const struct cell *c;
 	int p;
 
-	printf("  %-18s", t->name);
+	printf("  %-19s", t->name);
 	for (p = 0; p < NPLACES; p++) {
 		c = cell_find(s->w, t->name, p);
 		printf("   ");
@@ -529,9 +583,9 @@ print_table(void)
 	size_t i;
 	int p;
 
-	printf("\n%-20s   %-28s   %s\n", "",
+	printf("\n%-21s   %-28s   %s\n", "",
 	       cpu_b < 0 ? "(one CPU only)" : "different CPUs", "same CPU");
-	printf("%-20s", "  transport");
+	printf("%-21s", "  transport");
 	for (p = 0; p < NPLACES; p++)
 		printf("   %8s %4s %5s %5s", "value", "+-%", "/pp", "/cv");
 	printf("\n");
@@ -547,15 +601,65 @@ print_table(void)
 	       "batched rows) and condvar ring row.\n");
 }
 
+/* The fan-in rows: rates, and ratios to the one pipe of the same round,
+ * each as the median and the range over the rounds. */
+static void
+print_fanin(void)
+{
+	const struct cell *one =
+	    cell_find(WL_FANIN, "fan-in one pipe", DIFF_CPU);
+	const struct cell *c;
+	double m, lo, hi, r, rlo, rhi;
+	unsigned i;
+	size_t k;
+
+	printf("\nfan-in: 1 producer -> %d channels of capacity %d, "
+	       "round-robin -> 1 consumer,\nthreads on two CPUs, M msg/s "
+	       "(one pipe: all through one of capacity %d)\n",
+	       FANIN_PIPES, FANIN_CAPACITY, CAPACITY);
+	printf("  %-20s %8s %17s %8s %15s\n", "row", "median", "min - max",
+	       "/one", "min - max");
+	for (k = 0; transports[k] != NULL; k++) {
+		if (!(transports[k]->caps & CAP_FANIN))
+			continue;
+		printf("  %-20s", transports[k]->name);
+		c = cell_find(WL_FANIN, transports[k]->name, DIFF_CPU);
+		if (c == NULL || c->n == 0) {
+			printf(" %8s  (not run: %s)\n", "-",
+			       cpu_b < 0 ? "one CPU" : "too few descriptors");
+			continue;
+		}
+		lo = hi = c->v[0];
+		for (i = 1; i < c->n; i++) {
+			lo = c->v[i] < lo ? c->v[i] : lo;
+			hi = c->v[i] > hi ? c->v[i] : hi;
+		}
+		m = median(c->v, c->n);
+		printf(" %8.2f %7.2f - %7.2f", m / 1e6, lo / 1e6, hi / 1e6);
+		if (c == one) {
+			printf("   (the reference)\n");
+			continue;
+		}
+		r = ratio_range(c, one, &rlo, &rhi);
+		printf(" %8.2f %6.2f - %6.2f\n", r, rlo, rhi);
+	}
+	printf("/one: median over the %u rounds of the ratio to that round's "
+	       "one-pipe rate.\nThe cv+eventfd row swings with the "
+	       "consumer's lag (full queues need no\nwake-up): a reference, "
+	       "not a yardstick.\n",
+	       one != NULL ? one->n : 0);
+}
+
 /* --- targets --------------------------------------------------------- */
 
 static unsigned passed, failed, skipped;
 
 /* One PASS/FAIL/SKIP line: measured against limit, at most (le) or at
- * least; NAN measured: not measured in this build or run. */
+ * least; NAN measured: not measured in this build or run.  note, if not
+ * NULL, follows on the line. */
 static void
-target(const char *what, double measured, bool le, double limit,
-       const char *unit)
+target_note(const char *what, double measured, bool le, double limit,
+            const char *unit, const char *note)
 {
 	const char *verdict;
 	char m[32];
@@ -573,11 +677,77 @@ target(const char *what, double measured, bool le, double limit,
 			verdict = "FAIL";
 			failed++;
 		}
-		snprintf(m, sizeof m, strcmp(unit, "B") == 0 ? "%.0f" : "%.2f",
+		snprintf(m, sizeof m,
+		         strcmp(unit, "B") == 0 || strcmp(unit, "fd") == 0
+		             ? "%.0f"
+		             : "%.2f",
 		         measured);
 	}
-	printf("%s  %-44s %8s %-2s  (%s %g)\n", verdict, what, m, unit,
-	       le ? "<=" : ">=", limit);
+	printf("%s  %-44s %8s %-2s  (%s %g)%s%s\n", verdict, what, m, unit,
+	       le ? "<=" : ">=", limit, note != NULL ? "  " : "",
+	       note != NULL ? note : "");
+}
+
+static void
+target(const char *what, double measured, bool le, double limit,
+       const char *unit)
+{
+	target_note(what, measured, le, limit, unit, NULL);
+}
+
+/* A fan-in row against the one pipe, with the rounds' range. */
+static void
+target_fanin(const char *what, const char *row, double limit)
+{
+	double lo, hi, r;
+	char note[64];
+
+	r = ratio_range(cell_find(WL_FANIN, row, DIFF_CPU),
+	                cell_find(WL_FANIN, "fan-in one pipe", DIFF_CPU), &lo,
+	                &hi);
+	snprintf(note, sizeof note, "rounds %.2f - %.2f", lo, hi);
+	target_note(what, r, false, limit, "x", isnan(r) ? NULL : note);
+}
+
+/* The targets of the polyset issue, in a table of their own. */
+static void
+print_set_targets(const struct scale_report *sc)
+{
+	char what[64];
+
+	passed = failed = skipped = 0;
+	printf("\ntargets of the polyset issue, this run, threads on two "
+	       "CPUs, medians of\nper-round ratios (x):\n");
+	target_fanin("fan-in (a) polyset / one pipe", "fan-in polyset", 0.7);
+	target_fanin("fan-in (b) polyset_fd / one pipe", "fan-in polyset_fd",
+	             0.5);
+	target_fanin("fan-in (c) read_fds / one pipe", "fan-in read_fds", 0.4);
+	target("streaming: polypipe poll / pipe(2)",
+	       ratio(cell_find(WL_STREAM, "polypipe poll", DIFF_CPU),
+	             cell_find(WL_STREAM, "pipe(2)", DIFF_CPU), false),
+	       false, 1.5, "x");
+	target("batched: polypipe poll batch / polypipe batch",
+	       ratio(cell_find(WL_BATCH, "polypipe poll batch", DIFF_CPU),
+	             cell_find(WL_BATCH, "polypipe batch", DIFF_CPU), false),
+	       false, 0.8, "x");
+	target("streaming: polypipe watched / polypipe",
+	       ratio(cell_find(WL_STREAM, "polypipe watched", DIFF_CPU),
+	             cell_find(WL_STREAM, "polypipe", DIFF_CPU), false),
+	       false, 0.8, "x");
+	target("ping-pong median: polypipe set / polypipe",
+	       ratio(cell_find(WL_PINGPONG, "polypipe set", DIFF_CPU),
+	             cell_find(WL_PINGPONG, "polypipe", DIFF_CPU), false),
+	       true, 1.5, "x");
+	snprintf(what, sizeof what, "scale: bytes per pipe, %zu in a set",
+	         sc->pipes);
+	target(what, sc->counted ? sc->per_pipe : NAN, true, 320, "B");
+	snprintf(what, sizeof what, "scale: descriptors opened by the set");
+	target(what,
+	       sc->fds_before < 0 || sc->fds_after < 0
+	           ? NAN
+	           : (double)(sc->fds_after - sc->fds_before),
+	       true, 0, "fd");
+	printf("%u passed, %u failed, %u skipped\n", passed, failed, skipped);
 }
 
 static void
@@ -642,6 +812,30 @@ print_targets(const struct options *o, double idle_ms,
 
 /* --- main ------------------------------------------------------------ */
 
+/* The fan-in rows of descriptors need some 2,000 of them: the soft limit
+ * goes up to the hard one if need be.  Sets the room the rows have. */
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+	rlim_t want = FANIN_MAX_FDS + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		fd_room = 0;
+		return;
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+		rl.rlim_cur =
+		    rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want
+		        ? want
+		        : rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+		(void)getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	fd_room = rl.rlim_cur == RLIM_INFINITY ? FANIN_MAX_FDS
+	                                       : (long)rl.rlim_cur - 64;
+}
+
 static void
 choose_cpus(void)
 {
@@ -690,7 +884,7 @@ print_header(const struct options *o)
 	       clock_cost_ns());
 	printf("rows:\n");
 	for (i = 0; transports[i] != NULL; i++)
-		printf("  %-18s %s\n", transports[i]->name,
+		printf("  %-19s %s\n", transports[i]->name,
 		       transports[i]->detail);
 #ifndef HAVE_ZMQ
 	printf("  (no ZeroMQ row: configure did not find libzmq)\n");
@@ -746,7 +940,7 @@ run_rounds(const struct options *o, uint64_t t_start)
 	while (rounds_done < o->rounds) {
 		/* A loaded machine stretches every trial: rather fewer
 		 * rounds than a run that outlasts its budget. */
-		if (rounds_done >= 3 &&
+		if (rounds_done >= MIN_ROUNDS &&
 		    lr1.wall - (double)t_start / 1e9 + (lr1.wall - lr0.wall) >
 		        o->budget_s) {
 			printf("(stopped after %u rounds: one more would pass "
@@ -807,6 +1001,7 @@ main(int argc, char **argv)
 {
 	struct options o = { 0 };
 	struct mem_report mem;
+	struct scale_report scale;
 	struct load l0, l1;
 	uint64_t t_start;
 	pthread_t wd;
@@ -816,6 +1011,7 @@ main(int argc, char **argv)
 	parse_options(argc, argv, &o);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	choose_cpus();
+	raise_fd_limit();
 	if (pthread_create(&wd, NULL, watchdog, NULL) != 0)
 		bench_die("cannot start the watchdog");
 	print_header(&o);
@@ -828,6 +1024,11 @@ main(int argc, char **argv)
 	if (mem.counted && mem.leaked != 0)
 		bench_error("memory: %ld bytes left after closing a pipe",
 		            mem.leaked);
+	scale_measure(&scale, SCALE_PIPES, true);
+	if (scale.counted && scale.leaked != 0)
+		bench_error("scale: %ld bytes left after closing the set and "
+		            "the pipes",
+		            scale.leaked);
 	idle = measure_idle(&o);
 
 	cells_build();
@@ -839,12 +1040,14 @@ main(int argc, char **argv)
 	load_sample(&l1);
 
 	print_table();
+	print_fanin();
 	print_load(&l0, &l1);
 	printf("checked: %llu messages, each by sequence number; %llu "
 	       "errors\n",
 	       (unsigned long long)checked_total,
 	       (unsigned long long)atomic_load(&bench_errors));
 	print_targets(&o, idle, &mem);
+	print_set_targets(&scale);
 	transports_fini();
 	printf("run %s (%.0f s)\n",
 	       atomic_load(&bench_errors) ? "INVALID" : "valid",

@@ -19,6 +19,7 @@ enum {
 	CAP_SINGLE = 1, /* ping-pong and streaming, one message per call */
 	CAP_BATCH = 2,  /* streaming, up to BATCH messages per call */
 	CAP_MPMC = 4,   /* many threads on each end of one channel */
+	CAP_FANIN = 8,  /* 1 producer -> FANIN_PIPES channels -> 1 consumer */
 };
 
 /* Messages per batched call. */
@@ -27,23 +28,35 @@ enum {
 /* Capacity of every channel that has one we can set. */
 #define CAPACITY 1024
 
+/* Fan-in: the producer writes round-robin into FANIN_PIPES channels of
+ * FANIN_CAPACITY each; the consumer waits for any of them, FANIN_EVENTS
+ * ready channels per wait at most, and drains each it is told of with
+ * one batched read of up to BATCH (= FANIN_CAPACITY) messages. */
+#define FANIN_PIPES 1000
+#define FANIN_CAPACITY 64
+#define FANIN_EVENTS 64
+#define FANIN_BUF (FANIN_EVENTS * FANIN_CAPACITY)
+
 /* One direction of one transport. */
 struct chan {
 	const struct transport *t;
 	void *a, *b; /* the transport's objects (ends, sockets, ring) */
 	int fd[2];   /* read and write descriptors, where there are some */
 	int pfd;     /* polypipe_read_fd, for the poll path */
+	void *set;   /* the reader's polyset, for the set rows */
 };
 
 struct transport {
 	const char *name;   /* the row's label */
 	const char *detail; /* how the row uses the transport */
 	unsigned caps;
+	int fds; /* descriptors one channel opens, if it opens many */
 	void (*open)(struct chan *c, size_t capacity);
 	void (*close)(struct chan *c);
 	void (*send)(struct chan *c, void *m);
 	void *(*recv)(struct chan *c);
-	/* Send at least one of n and return how many; receive 1 to max. */
+	/* Send at least one of n and return how many; receive 1 to max.
+	 * A CAP_FANIN transport's recv_many is given FANIN_BUF slots. */
 	size_t (*send_many)(struct chan *c, void *const *m, size_t n);
 	size_t (*recv_many)(struct chan *c, void **m, size_t max);
 };
@@ -56,8 +69,21 @@ void transports_fini(void);
  * socketpair), for the notes under the table; 0 if unknown. */
 size_t transport_capacity(const struct transport *t);
 
+/* fanin.c: the fan-in rows (listed in transports[] too), and how many
+ * descriptors the one that needs the most opens. */
+extern const struct transport t_fanin_set, t_fanin_setfd, t_fanin_readfd,
+    t_fanin_efq, t_fanin_socketpair, t_fanin_one;
+#define FANIN_MAX_FDS (2 * FANIN_PIPES + 1)
+
 /* workloads.c: one trial of a workload on one transport. */
-enum workload { WL_PINGPONG, WL_STREAM, WL_BATCH, WL_MPMC, WL_COUNT };
+enum workload {
+	WL_PINGPONG,
+	WL_STREAM,
+	WL_BATCH,
+	WL_MPMC,
+	WL_FANIN,
+	WL_COUNT
+};
 extern const char *const workload_name[WL_COUNT];
 
 #define MPMC_THREADS 4
@@ -100,6 +126,19 @@ struct mem_report {
 };
 void memory_measure(struct mem_report *r, bool print);
 
+/* What a set of many idle pipes costs (memory.c). */
+struct scale_report {
+	bool counted;     /* false in sanitizer builds: not measured */
+	size_t pipes;     /* how many, each with its read end in the set */
+	double per_pipe;  /* bytes per pipe, set and membership included */
+	double pipe_only; /* bytes per pipe before the set existed */
+	int fds_before;   /* descriptors open before the pipes were made */
+	int fds_after;    /* ... with all of them in the set */
+	long leaked;      /* live after closing the set and the pipes */
+	double add_ns;    /* polyset_add, per member */
+};
+void scale_measure(struct scale_report *r, size_t pipes, bool print);
+
 /* bench.c */
 extern _Atomic uint64_t bench_errors;
 void bench_die(const char *fmt, ...)
@@ -107,5 +146,7 @@ void bench_die(const char *fmt, ...)
 void bench_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 uint64_t now_ns(void);
 void pin_to_cpu(int cpu);
+/* Descriptors this process has open (/proc/self/fd), or -1. */
+int count_fds(void);
 
 #endif /* BENCH_BENCH_H */

@@ -9,7 +9,8 @@
  * memory allocated earlier, cannot move the figures.  Sizes are
  * malloc_usable_size: what the process actually gives up, rounding
  * included.  Sanitizers replace malloc themselves: those builds skip
- * this.
+ * this.  The same allocator measures a set of many idle pipes, with the
+ * descriptors it opens (none, if it keeps its word).
  */
 #define _GNU_SOURCE
 #include "config.h"
@@ -18,10 +19,11 @@
 #include <limits.h>
 #include <malloc.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <polysocket/polypipe.h>
+#include <polysocket/polyset.h>
 
 #include "bench/bench.h"
 
@@ -126,6 +128,121 @@ free(void *p)
 	__libc_free(p);
 }
 #endif /* NO_COUNTING */
+
+/* Counting on (from zero), what is held, counting off. */
+#ifdef NO_COUNTING
+static void
+count_begin(bool from_zero)
+{
+	(void)from_zero;
+}
+
+static long
+count_live(void)
+{
+	return 0;
+}
+
+static void
+count_end(void)
+{
+}
+#else
+static void
+count_begin(bool from_zero)
+{
+	if (from_zero)
+		live = requested = 0;
+	counting = true;
+}
+
+static long
+count_live(void)
+{
+	return live;
+}
+
+static void
+count_end(void)
+{
+	counting = false;
+}
+#endif
+
+/*
+ * A daemon's idle connections: pipes pipes, each read end in one set,
+ * nothing buffered.  Counts the bytes (the set's included, spread over
+ * the pipes), and the descriptors open before and after: a membership
+ * must take none.
+ */
+void
+scale_measure(struct scale_report *r, size_t pipes, bool print)
+{
+	polypipe **rd = malloc(pipes * sizeof *rd);
+	polypipe **wr = malloc(pipes * sizeof *wr);
+	struct polyset_event ev;
+	long pipe_bytes, all;
+	uint64_t t0, t1;
+	polyset *set;
+	size_t i;
+
+	if (rd == NULL || wr == NULL)
+		bench_die("out of memory");
+	memset(r, 0, sizeof *r);
+#ifndef NO_COUNTING
+	r->counted = true;
+#endif
+	r->pipes = pipes;
+	r->fds_before = count_fds();
+	count_begin(true);
+	for (i = 0; i < pipes; i++)
+		if (polypipe_create(FANIN_CAPACITY, &rd[i], &wr[i]) < 0)
+			bench_die("polypipe_create: %s", strerror(errno));
+	pipe_bytes = count_live();
+	set = polyset_create();
+	if (set == NULL)
+		bench_die("polyset_create: %s", strerror(errno));
+	t0 = now_ns();
+	for (i = 0; i < pipes; i++)
+		if (polyset_add(set, rd[i], 0, NULL) < 0)
+			bench_die("polyset_add: %s", strerror(errno));
+	t1 = now_ns();
+	all = count_live();
+	count_end();
+	r->fds_after = count_fds();
+	/* All idle: nothing to report, and nothing to wait for. */
+	if (polyset_wait(set, &ev, 1, 0) != -1 || errno != EAGAIN)
+		bench_error("scale: polyset_wait found an idle member ready");
+	count_begin(false);
+	polyset_close(set);
+	for (i = 0; i < pipes; i++) {
+		polypipe_close(wr[i]);
+		polypipe_close(rd[i]);
+	}
+	r->leaked = count_live();
+	count_end();
+	free(wr);
+	free(rd);
+	r->per_pipe = (double)all / (double)pipes;
+	r->pipe_only = (double)pipe_bytes / (double)pipes;
+	r->add_ns = (double)(t1 - t0) / (double)pipes;
+	if (!print)
+		return;
+	printf("scale: %zu idle pipes (capacity %d), each read end in one "
+	       "set:\n",
+	       pipes, FANIN_CAPACITY);
+	if (r->counted)
+		printf("  %.1f bytes per pipe, set and membership included "
+		       "(%.1f for the pipe,\n  %.1f for the membership); "
+		       "after closing all: %ld\n",
+		       r->per_pipe, r->pipe_only, r->per_pipe - r->pipe_only,
+		       r->leaked);
+	else
+		printf("  bytes not measured (a sanitizer owns malloc)\n");
+	printf("  descriptors open: %d before, %d with every pipe in the "
+	       "set; polyset_add:\n  %.0f ns per member\n",
+	       r->fds_before, r->fds_after, r->add_ns);
+}
 
 #ifdef NO_COUNTING
 void

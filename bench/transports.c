@@ -1,7 +1,9 @@
 /*
- * transports.c - the rows of the table: polypipe used three ways, the two
- * rings of ring.h, the kernel's pipe(2) and socketpair(2), and ZeroMQ and
- * nng where configure found them.
+ * transports.c - the rows of the table: polypipe used six ways (blocking,
+ * in poll(), blocking with its descriptor taken, in a polyset, and
+ * batched, blocking or in poll()), the two rings of ring.h, the kernel's
+ * pipe(2) and socketpair(2), and ZeroMQ and nng where configure found
+ * them.
  *
  * Each moves void * messages one way.  Where the transport has a way to
  * move several messages in one call, the batched row uses it (the kernel
@@ -27,7 +29,7 @@
 #include <nng/protocol/pair1/pair.h>
 #endif
 
-#include <polysocket/polypipe.h>
+#include <polysocket/polyset.h>
 
 #include "bench/bench.h"
 #include "bench/ring.h"
@@ -139,6 +141,72 @@ static const struct transport t_polypipe_poll = {
 	.recv = pp_recv_poll,
 };
 
+/* The same blocking calls on a pipe that has handed out its read
+ * descriptor: the event loop's pipe, used by a thread that blocks. */
+static const struct transport t_polypipe_watched = {
+	.name = "polypipe watched",
+	.detail = "as polypipe, on a pipe whose read_fd was taken",
+	.caps = CAP_SINGLE,
+	.open = pp_open_poll,
+	.close = pp_close,
+	.send = pp_send,
+	.recv = pp_recv,
+};
+
+/* --- polypipe in a polyset ------------------------------------------- */
+
+/* The reader's own set, holding the read end alone. */
+static void
+pp_open_set(struct chan *c, size_t capacity)
+{
+	pp_open(c, capacity);
+	c->set = polyset_create();
+	if (c->set == NULL)
+		bench_die("polyset_create: %s", strerror(errno));
+	if (polyset_add(c->set, c->a, 0, NULL) < 0)
+		bench_die("polyset_add: %s", strerror(errno));
+}
+
+static void
+pp_close_set(struct chan *c)
+{
+	polyset_close(c->set);
+	pp_close(c);
+}
+
+/* An event loop on a set: wait for the set, then read what it said is
+ * ready without waiting. */
+static void *
+pp_recv_set(struct chan *c)
+{
+	struct polyset_event ev;
+	ssize_t k;
+	void *m;
+	int r;
+
+	for (;;) {
+		k = polyset_wait(c->set, &ev, 1, -1);
+		if (k != 1 || ev.obj != c->a)
+			bench_die("polyset_wait: %zd, %s", k,
+			          k < 0 ? strerror(errno) : "wrong member");
+		r = polypipe_read(c->a, &m, 0);
+		if (r == 1)
+			return m;
+		if (r != -1 || errno != EAGAIN)
+			bench_die("polypipe_read: %d, %s", r, strerror(errno));
+	}
+}
+
+static const struct transport t_polypipe_set = {
+	.name = "polypipe set",
+	.detail = "reader: polyset_wait on its own set, then read, timeout 0",
+	.caps = CAP_SINGLE,
+	.open = pp_open_set,
+	.close = pp_close_set,
+	.send = pp_send,
+	.recv = pp_recv_set,
+};
+
 static const struct transport t_polypipe_batch = {
 	.name = "polypipe batch",
 	.detail = "polypipe_write_many/read_many, 64 per call",
@@ -147,6 +215,36 @@ static const struct transport t_polypipe_batch = {
 	.close = pp_close,
 	.send_many = pp_send_many,
 	.recv_many = pp_recv_many,
+};
+
+/* An event loop draining a pipe: read_many with timeout 0, poll() on
+ * the read descriptor only when the pipe is empty. */
+static size_t
+pp_recv_many_poll(struct chan *c, void **m, size_t max)
+{
+	struct pollfd p = { .fd = c->pfd, .events = POLLIN };
+	ssize_t r;
+
+	for (;;) {
+		r = polypipe_read_many(c->a, m, max, 0);
+		if (r > 0)
+			return (size_t)r;
+		if (r != -1 || errno != EAGAIN)
+			bench_die("polypipe_read_many: %zd, %s", r,
+			          strerror(errno));
+		if (poll(&p, 1, -1) < 0 && errno != EINTR)
+			bench_die("poll: %s", strerror(errno));
+	}
+}
+
+static const struct transport t_polypipe_poll_batch = {
+	.name = "polypipe poll batch",
+	.detail = "as polypipe batch; reader: poll(), read_many(..., 0)",
+	.caps = CAP_BATCH,
+	.open = pp_open_poll,
+	.close = pp_close,
+	.send_many = pp_send_many,
+	.recv_many = pp_recv_many_poll,
 };
 
 /* --- the rings ------------------------------------------------------- */
@@ -633,11 +731,15 @@ static const struct transport t_nng = {
 #endif /* HAVE_NNG */
 
 /* The polypipe rows first (each table's reference is its first polypipe
- * row), then the baseline, the kernel, the libraries, the limit. */
+ * row), then the baseline, the kernel, the libraries, the limit; then the
+ * fan-in rows of fanin.c, which only the fan-in table shows. */
 const struct transport *const transports[] = {
 	&t_polypipe,
 	&t_polypipe_poll,
+	&t_polypipe_watched,
+	&t_polypipe_set,
 	&t_polypipe_batch,
+	&t_polypipe_poll_batch,
 	&t_condvar,
 	&t_pipe,
 	&t_socketpair,
@@ -648,6 +750,12 @@ const struct transport *const transports[] = {
 	&t_nng,
 #endif
 	&t_spsc,
+	&t_fanin_set,
+	&t_fanin_setfd,
+	&t_fanin_readfd,
+	&t_fanin_efq,
+	&t_fanin_socketpair,
+	&t_fanin_one,
 	NULL,
 };
 

@@ -33,10 +33,7 @@ msg_make(unsigned producer, uint64_t seq)
 }
 
 const char *const workload_name[WL_COUNT] = {
-	"ping-pong",
-	"streaming",
-	"batched streaming",
-	"MPMC 4x4",
+	"ping-pong", "streaming", "batched streaming", "MPMC 4x4", "fan-in",
 };
 
 struct trial {
@@ -219,6 +216,51 @@ consumer(void *arg)
 	return NULL;
 }
 
+/* Fan-in: message i went into channel i % FANIN_PIPES, so each channel's
+ * messages must come in order, i, i + FANIN_PIPES, ...; the count, with
+ * every message in range and in its channel's order, rules out losses
+ * and duplicates. */
+static void *
+fanin_consumer(void *arg)
+{
+	struct worker *wk = arg;
+	struct trial *tr = wk->tr;
+	const struct transport *t = tr->t;
+	uint64_t *next = calloc(FANIN_PIPES, sizeof *next);
+	void **buf = malloc(FANIN_BUF * sizeof *buf);
+	uint64_t got = 0, seq;
+	size_t j, n, p;
+
+	if (next == NULL || buf == NULL)
+		bench_die("out of memory");
+	for (p = 0; p < FANIN_PIPES; p++)
+		next[p] = p;
+	start_line(wk);
+	while (got < tr->count) {
+		n = t->recv_many(&tr->fwd, buf, FANIN_BUF);
+		if (n == 0 || n > FANIN_BUF)
+			bench_die("%s: recv_many returned %zu", t->name, n);
+		for (j = 0; j < n; j++) {
+			seq = (uintptr_t)buf[j] & SEQ_MASK;
+			p = (size_t)(seq % FANIN_PIPES);
+			if (buf[j] != msg_make(0, next[p]) || seq >= tr->count)
+				bad_message(tr, "message", next[p], buf[j]);
+			/* Carry on from what came: one report per loss. */
+			next[p] = seq + FANIN_PIPES;
+		}
+		got += n;
+	}
+	wk->t_end = now_ns();
+	if (got != tr->count)
+		bench_error("%s, %s: %llu messages instead of %llu", t->name,
+		            workload_name[tr->w], (unsigned long long)got,
+		            (unsigned long long)tr->count);
+	wk->checked = got;
+	free(buf);
+	free(next);
+	return NULL;
+}
+
 /* Each producer's messages must come to each consumer in order; all of
  * them together must be each sequence number exactly once, which
  * mpmc_verify checks from the counts, sums and hashes. */
@@ -349,6 +391,10 @@ run_trial(enum workload w, const struct transport *t, int cpu_tx, int cpu_rx,
 	case WL_BATCH:
 		spawn(&wk[0], producer);
 		spawn(&wk[1], consumer);
+		break;
+	case WL_FANIN:
+		spawn(&wk[0], producer);
+		spawn(&wk[1], fanin_consumer);
 		break;
 	case WL_MPMC:
 	default:

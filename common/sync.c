@@ -153,8 +153,9 @@ psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
 	/* Relaxed: the caller re-checks with the ordering it needs. */
 	until = clock_ns() + SPIN_NS;
 	for (i = 1;; i++) {
-		moved =
-		    (atomic_load_explicit(a, memory_order_relaxed) >> 1) - a0;
+		moved = (atomic_load_explicit(a, memory_order_relaxed) >>
+		         PSYNC_CTR_SHIFT) -
+		        a0;
 		if (moved >= delta ||
 		    atomic_load_explicit(b, memory_order_relaxed) != b0) {
 			changed = true;
@@ -307,16 +308,22 @@ int
 psync_ec_sleep(struct psync_ec *ec, uint32_t seq, struct psync_timer *t)
 {
 	const struct timespec *deadline = psync_timer_deadline(t);
+	bool timed_out;
+	int saved;
 	long r;
 
 	assert(t->timeout_ms != 0);
 	/* EINTR and EAGAIN (the number moved) are wake-ups like any
-	 * other. */
+	 * other.  The caller's errno is kept: a call that succeeds leaves
+	 * it as it was. */
+	saved = errno;
 	r = futex(ec_futex(ec), FUTEX_WAIT_BITSET, seq, deadline);
+	timed_out = r < 0 && errno == ETIMEDOUT;
+	errno = saved;
 	psync_ec_cancel(ec, seq);
 	if (deadline == NULL)
 		return 0;
-	if (r < 0 && errno == ETIMEDOUT)
+	if (timed_out)
 		return ETIMEDOUT;
 	return psync_timer_passed(t) ? ETIMEDOUT : 0;
 }
@@ -375,7 +382,9 @@ psync_event_wait(struct psync_event *ev, pthread_mutex_t *lock,
                  struct psync_timer *t)
 {
 	const struct timespec *deadline;
+	bool timed_out;
 	uint32_t seq;
+	int saved;
 	long r;
 
 	assert(t->timeout_ms != 0);
@@ -387,7 +396,10 @@ psync_event_wait(struct psync_event *ev, pthread_mutex_t *lock,
 	pthread_mutex_unlock(lock);
 	/* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline.
 	 * EINTR and EAGAIN (the word moved) are wake-ups like any other. */
+	saved = errno; /* kept, as in psync_ec_sleep */
 	r = futex(&ev->seq, FUTEX_WAIT_BITSET, seq, deadline);
+	timed_out = r < 0 && errno == ETIMEDOUT;
+	errno = saved;
 	pthread_mutex_lock(lock);
 	/* Take one wake-up, ours or not: one taken by a sleeper that left
 	 * for another reason only makes the next waker call the kernel once
@@ -397,7 +409,7 @@ psync_event_wait(struct psync_event *ev, pthread_mutex_t *lock,
 		ev->signaled--;
 	if (deadline == NULL)
 		return 0;
-	if (r < 0 && errno == ETIMEDOUT)
+	if (timed_out)
 		return ETIMEDOUT;
 	/* Woken right at the deadline counts as timed out too, so the
 	 * caller never sleeps again past it. */

@@ -144,15 +144,22 @@ psync_ec_wake(struct psync_ec *ec, bool all)
 
 /*
  * A counter that is also a lock, for the two sides of a pipe: bit 0 says
- * held, the count is above it.  The other side reads the count without
- * the lock.  Taking it is one compare-and-swap, and releasing it one
- * plain store that publishes the new count at the same time.  A thread
- * that finds it held spins briefly (when another CPU can run the holder),
- * then sleeps on an eventcount, so that the release needs no
- * read-modify-write (psync_barrier_light, then a look at the count), and
- * makes a system call only for a sleeper not yet woken: a woken one may
- * wait long for its CPU, behind the very thread that woke it.
+ * held, bit 1 (PSYNC_CTR_LOW) is a flag of the pipe's readiness protocol
+ * (pipe.c), the count is above them.  The other side reads the count
+ * without the lock.  Taking it is one compare-and-swap, and releasing it
+ * one plain store that publishes the new count at the same time: every
+ * other write of the word is made by the thread holding the lock, so no
+ * two protocols ever write it.  A thread that finds it held spins
+ * briefly (when another CPU can run the holder), then sleeps on an
+ * eventcount, so that the release needs no read-modify-write
+ * (psync_barrier_light, then a look at the count), and makes a system
+ * call only for a sleeper not yet woken: a woken one may wait long for
+ * its CPU, behind the very thread that woke it.
  */
+#define PSYNC_CTR_LOCK ((size_t)1)
+#define PSYNC_CTR_LOW ((size_t)2)
+#define PSYNC_CTR_SHIFT 2
+
 struct psync_ctr {
 	_Atomic size_t word;
 	struct psync_ec waiters; /* threads asleep on the lock */
@@ -163,7 +170,24 @@ void psync_ctr_wait(struct psync_ctr *c);
 static inline size_t
 psync_ctr_count(const struct psync_ctr *c, memory_order mo)
 {
-	return atomic_load_explicit(&c->word, mo) >> 1;
+	return atomic_load_explicit(&c->word, mo) >> PSYNC_CTR_SHIFT;
+}
+
+/* The word as its holder sees it (lock held: nobody else writes it). */
+static inline size_t
+psync_ctr_word(const struct psync_ctr *c)
+{
+	return atomic_load_explicit(&c->word, memory_order_relaxed);
+}
+
+/* Sets the word, keeping the lock held (lock held).  Release: the other
+ * side reads the count without the lock, and the messages or slots it
+ * counts must be visible first. */
+static inline void
+psync_ctr_set(struct psync_ctr *c, size_t word)
+{
+	atomic_store_explicit(&c->word, word | PSYNC_CTR_LOCK,
+	                      memory_order_release);
 }
 
 static inline bool
@@ -171,9 +195,11 @@ psync_ctr_trylock(struct psync_ctr *c)
 {
 	size_t w = atomic_load_explicit(&c->word, memory_order_relaxed);
 
-	return !(w & 1) && atomic_compare_exchange_strong_explicit(
-	                       &c->word, &w, w | 1, memory_order_acquire,
-	                       memory_order_relaxed);
+	/* Acquire: pairs with the release store of the last holder. */
+	return !(w & PSYNC_CTR_LOCK) &&
+	       atomic_compare_exchange_strong_explicit(
+	           &c->word, &w, w | PSYNC_CTR_LOCK, memory_order_acquire,
+	           memory_order_relaxed);
 }
 
 static inline void
@@ -183,20 +209,30 @@ psync_ctr_lock(struct psync_ctr *c)
 		psync_ctr_wait(c);
 }
 
-/* Releases the lock, the count now count (lock held). */
+/* Releases the lock, the word now word (lock held).  The store is the
+ * release that publishes the count; the barrier orders it before the
+ * look at the lock's sleepers, against psync_ctr_wait's registration. */
 static inline void
-psync_ctr_unlock(struct psync_ctr *c, size_t count)
+psync_ctr_unlock_word(struct psync_ctr *c, size_t word)
 {
-	atomic_store_explicit(&c->word, count << 1, memory_order_release);
+	atomic_store_explicit(&c->word, word & ~PSYNC_CTR_LOCK,
+	                      memory_order_release);
 	psync_barrier_light();
 	psync_ec_wake(&c->waiters, false);
+}
+
+/* Releases the lock, keeping the word (lock held). */
+static inline void
+psync_ctr_unlock(struct psync_ctr *c)
+{
+	psync_ctr_unlock_word(c, psync_ctr_word(c));
 }
 
 /*
  * Adaptive spinning before a sleep, for a peer running on another CPU:
  * a sleep and wake-up costs tens of microseconds on a virtual machine,
  * an answer from a running peer a microsecond or two.  psync_spin spins
- * up to SPIN_NS (10 us), with no lock held, until *a >> 1 (a psync_ctr's
+ * up to SPIN_NS (10 us), with no lock held, until *a's count (a psync_ctr's
  * count) has moved delta past a0 or *b has moved from b0, or until the
  * count, having moved, stops moving for SPIN_SETTLE_NS (200 ns).
  *

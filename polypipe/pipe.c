@@ -20,18 +20,23 @@
  *
  * Everything else (EOF, errors, closing, the destructor, growing the
  * ring) takes both sides' locks, write side first.  The read side may
- * only try the write side's lock (for shrinking the ring).
+ * only try the write side's lock while it holds its own.
  *
- * Readiness, for descriptors and notifiers, must follow every transition
- * exactly, which the two sides cannot see without a lock in common.  So
- * the first call that asks for a descriptor or sets a notifier makes the
- * pipe "watched" for good: it allocates struct pipe_ext, whose mutex
- * from then on guards everything, every call included, as a single lock
- * would.  The switch happens under both sides' locks; a call of the
- * lock-free kind re-checks the flag whenever it takes its side's lock,
- * and goes over to the mutex.  Pipes nobody polls stay lock-free and
- * small; pipes in a poll loop pay for a system call per transition
- * anyway.
+ * Readiness (descriptors, notifiers, set membership: common/ready.h)
+ * follows the same two locks, with no lock in common and no mode switch.
+ * A side's readiness falls only by its own side's moves (the last message
+ * read, the last slot filled) and rises only by the other side's (or by
+ * a change made under both locks).  So it lives as a flag, PSYNC_CTR_LOW,
+ * in the word of the side that raises it: the read side's in tail, the
+ * write side's in head.  A reader that leaves the pipe empty, once its
+ * own lock is released, takes the write side's lock, checks that the
+ * pipe is still empty and sets the flag: "lowered".  A writer sees the
+ * flag in its own word when it moves, clears it and raises the readiness
+ * before it releases its lock.  Every write of the word is made by the
+ * holder of its lock, so the flips of one readiness are ordered by that
+ * lock, and the riser pays nothing but a bit test while nobody lowered.
+ * A side does this only once a descriptor, notifier or set asked for its
+ * readiness (rdy[] allocated); before, its moves skip it.
  *
  * The pipe is freed when both ends are closed and no notifier call is in
  * flight (refs).
@@ -45,6 +50,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/ready.h"
 #include "common/sync.h"
 #include "polypipe/pipe.h"
 
@@ -53,22 +59,14 @@ enum {
 	F_EOF = 1,      /* EOF sent or write end closed */
 	F_ERROR = 2,    /* an error is set */
 	F_RDCLOSED = 4, /* the read end is closed */
-	F_WATCHED = 8,  /* ext exists: every call takes ext->lock */
 };
 #define F_ENDED (F_EOF | F_ERROR)
 #define F_NOWRITE (F_EOF | F_ERROR | F_RDCLOSED)
 
 struct polypipe {
-	bool reader; /* the read end; else the write end */
-	bool closed; /* all locks */
-};
-
-/* What a watched pipe needs besides: allocated on first use. */
-struct pipe_ext {
-	pthread_mutex_t lock;
-	struct psync_event settle;       /* notifier calls ending */
-	struct psync_efd efd[2];         /* [reader] */
-	struct psync_notifier notify[2]; /* [reader] */
+	uint32_t tag; /* PTAG_PIPE_RD or PTAG_PIPE_WR */
+	bool reader;  /* the read end; else the write end */
+	bool closed;  /* all locks */
 };
 
 #define LINE 64
@@ -79,7 +77,9 @@ struct pipe_ext {
 struct pipe {
 	/* Writers' line: the write side's lock (bit 0 of tail), or both. */
 	alignas(LINE) struct {
-		struct psync_ctr tail; /* messages ever written; the lock */
+		/* Messages ever written; the lock; PSYNC_CTR_LOW: the read
+		 * side's readiness is lowered. */
+		struct psync_ctr tail;
 		_Atomic uint32_t flags;
 		struct psync_spin spin;
 		struct psync_ec readers; /* readers waiting for a message */
@@ -90,7 +90,9 @@ struct pipe {
 	} w;
 	/* Readers' line: the read side's lock (bit 0 of head), or both. */
 	alignas(LINE) struct {
-		struct psync_ctr head; /* messages ever read; the lock */
+		/* Messages ever read; the lock; PSYNC_CTR_LOW: the write
+		 * side's readiness is lowered. */
+		struct psync_ctr head;
 		_Atomic uint32_t flags;
 		struct psync_spin spin;
 		bool crowded; /* over a quarter full, seen since the wrap */
@@ -103,7 +105,9 @@ struct pipe {
 	/* Read-mostly: written under both locks. */
 	alignas(LINE) size_t capacity; /* immutable */
 	size_t peak;                   /* the largest size the ring had */
-	struct pipe_ext *_Atomic ext;
+	/* The readiness of each side, [reader], allocated when first asked
+	 * for, under both locks, and kept until the pipe is freed. */
+	struct pready *_Atomic rdy[2];
 	_Atomic int error;     /* first error set, or 0 */
 	_Atomic unsigned refs; /* open ends + notifier calls in flight */
 	polypipe_dtor_fn *dtor;
@@ -154,15 +158,13 @@ ring_grown(size_t size, size_t need, size_t capacity, size_t peak)
 	return n < capacity ? n : capacity;
 }
 
-/* Sets a side's count, keeping its lock bit (the side's lock held, or
- * ext->lock). */
+/* Sets a side's count, keeping its lock and its flag (the side's lock
+ * held). */
 static inline void
 ctr_set(struct psync_ctr *c, size_t count)
 {
-	size_t w = atomic_load_explicit(&c->word, memory_order_relaxed);
-
-	atomic_store_explicit(&c->word, count << 1 | (w & 1),
-	                      memory_order_release);
+	psync_ctr_set(c, count << PSYNC_CTR_SHIFT |
+	                     (psync_ctr_word(c) & PSYNC_CTR_LOW));
 }
 
 static size_t
@@ -173,7 +175,7 @@ pipe_len(const struct pipe *pp)
 	return psync_ctr_count(&pp->w.tail, memory_order_relaxed) - head;
 }
 
-/* Sets flag bits in both lines (both locks, or ext->lock). */
+/* Sets flag bits in both lines (both locks). */
 static void
 pipe_flag(struct pipe *pp, uint32_t bits)
 {
@@ -189,8 +191,8 @@ pipe_set_ring(struct pipe *pp, void **ring, size_t size)
 }
 
 /*
- * Makes room for need messages in all, keeping the order (both locks, or
- * ext->lock).  realloc, then the part of the messages that wrapped round
+ * Makes room for need messages in all, keeping the order (both locks).
+ * realloc, then the part of the messages that wrapped round
  * to the front stays there and the part at the end moves up to the new
  * end.  False if the memory is not there; nothing changes then.
  */
@@ -227,7 +229,7 @@ ring_grow(struct pipe *pp, size_t need)
 }
 
 /*
- * Gives back memory after a burst (both locks, or ext->lock): called at
+ * Gives back memory after a burst (both locks): called at
  * the end of a ring's worth of reads in which no reader found the ring
  * over a quarter full (r.crowded), it halves a ring that is at most a
  * quarter full still.  Deciding on a whole ring's worth of reads keeps a
@@ -307,12 +309,15 @@ orphans_destroy(struct orphans *o)
 static void
 pipe_free(struct pipe *pp)
 {
-	struct pipe_ext *ext =
-	    atomic_load_explicit(&pp->ext, memory_order_relaxed);
+	struct pready *r;
+	int i;
 
-	if (ext != NULL) {
-		pthread_mutex_destroy(&ext->lock);
-		free(ext);
+	for (i = 0; i < 2; i++) {
+		r = atomic_load_explicit(&pp->rdy[i], memory_order_relaxed);
+		if (r != NULL) {
+			pready_destroy(r);
+			free(r);
+		}
 	}
 	free(pp->w.ring);
 	free(pp);
@@ -327,219 +332,185 @@ pipe_wake_all(struct pipe *pp)
 	psync_ec_wake(&pp->r.writers, true);
 }
 
-/*
- * Locking.  A pipe not watched takes its sides' locks; a watched one
- * takes ext->lock instead, always.  These return the ext whose lock is
- * held, or NULL when the side locks are.  The ones on the path of every
- * message are inline: calling them cost a tenth of a message's time.
- */
-static inline struct pipe_ext *
-pipe_ext(struct pipe *pp)
-{
-	return atomic_load_explicit(&pp->ext, memory_order_acquire);
-}
-
-/* Releases a side's lock, publishing its count. */
-static inline void
-ctr_unlock(struct psync_ctr *c)
-{
-	psync_ctr_unlock(c, psync_ctr_count(c, memory_order_relaxed));
-}
-
-static struct pipe_ext *
-pipe_lock_ext(struct pipe_ext *ext)
-{
-	pthread_mutex_lock(&ext->lock);
-	return ext;
-}
-
-/* One side: the write side for a writer, the read side for a reader. */
-static inline struct pipe_ext *
-pipe_lock_side(struct pipe *pp, bool reader)
-{
-	struct psync_ctr *l = reader ? &pp->r.head : &pp->w.tail;
-	_Atomic uint32_t *flags = reader ? &pp->r.flags : &pp->w.flags;
-	struct pipe_ext *ext = pipe_ext(pp);
-
-	if (ext == NULL) {
-		psync_ctr_lock(l);
-		if (!(atomic_load_explicit(flags, memory_order_relaxed) &
-		      F_WATCHED))
-			return NULL;
-		ctr_unlock(l);
-		ext = pipe_ext(pp); /* set before the flag */
-	}
-	return pipe_lock_ext(ext);
-}
-
-static struct pipe_ext *
+static void
 pipe_lock_all(struct pipe *pp)
 {
-	struct pipe_ext *ext = pipe_ext(pp);
-
-	if (ext == NULL) {
-		psync_ctr_lock(&pp->w.tail);
-		psync_ctr_lock(&pp->r.head);
-		if (!(atomic_load_explicit(&pp->w.flags,
-		                           memory_order_relaxed) &
-		      F_WATCHED))
-			return NULL;
-		ctr_unlock(&pp->r.head);
-		ctr_unlock(&pp->w.tail);
-		ext = pipe_ext(pp);
-	}
-	return pipe_lock_ext(ext);
-}
-
-static inline void
-pipe_unlock_side(struct pipe *pp, bool reader, struct pipe_ext *ext)
-{
-	if (ext != NULL)
-		pthread_mutex_unlock(&ext->lock);
-	else
-		ctr_unlock(reader ? &pp->r.head : &pp->w.tail);
+	psync_ctr_lock(&pp->w.tail);
+	psync_ctr_lock(&pp->r.head);
 }
 
 static void
-pipe_unlock_all(struct pipe *pp, struct pipe_ext *ext)
+pipe_unlock_all(struct pipe *pp)
 {
-	if (ext != NULL) {
-		pthread_mutex_unlock(&ext->lock);
-	} else {
-		ctr_unlock(&pp->r.head);
-		ctr_unlock(&pp->w.tail);
-	}
+	psync_ctr_unlock(&pp->r.head);
+	psync_ctr_unlock(&pp->w.tail);
 }
 
 /*
- * pipe_watch: makes the pipe watched, if it is not yet, and returns its
- * ext with ext->lock held; NULL with errno ENOMEM if the memory is not
- * there.
+ * Readiness.  The word that holds a side's flag is the other side's
+ * counter: the one whose moves raise it.
  */
-static struct pipe_ext *
-pipe_watch(struct pipe *pp)
+static inline struct psync_ctr *
+ready_word(struct pipe *pp, bool reader)
 {
-	struct pipe_ext *ext = pipe_lock_all(pp);
-	int err;
-
-	if (ext != NULL)
-		return ext;
-	ext = psync_calloc(1, sizeof *ext);
-	if (ext == NULL) {
-		pipe_unlock_all(pp, NULL);
-		return NULL;
-	}
-	err = pthread_mutex_init(&ext->lock, NULL);
-	if (err != 0) {
-		pipe_unlock_all(pp, NULL);
-		free(ext);
-		errno = err;
-		return NULL;
-	}
-	ext->efd[0] = ext->efd[1] = psync_efd_none();
-	atomic_store_explicit(&pp->ext, ext, memory_order_release);
-	pipe_flag(pp, F_WATCHED);
-	pthread_mutex_lock(&ext->lock);
-	pipe_unlock_all(pp, NULL);
-	return ext;
+	return reader ? &pp->w.tail : &pp->r.head;
 }
 
-/*
- * Readiness of a watched pipe (ext->lock held): what the descriptors say
- * and notifiers follow.
- */
-struct readiness {
-	bool rd;
-	bool wr;
-};
+/* A side's readiness, NULL while nobody asked for it.  Relaxed where the
+ * caller holds a lock that the pointer was published under (both), or
+ * found the flag that is set only after it. */
+static inline struct pready *
+pipe_rdy(struct pipe *pp, bool reader)
+{
+	return atomic_load_explicit(&pp->rdy[reader], memory_order_acquire);
+}
 
-static struct readiness
-pipe_readiness(const struct pipe *pp)
+/* Which sides changed, for pipe_after: CH_ bit per side, ROSE_ if it
+ * became ready. */
+enum { CH_WR = 1, CH_RD = 2, ROSE_WR = 4, ROSE_RD = 8 };
+#define CH(reader) ((reader) ? CH_RD : CH_WR)
+#define ROSE(reader) ((reader) ? ROSE_RD : ROSE_WR)
+
+/*
+ * Brings both sides' flags in line with the state (both locks held):
+ * after a change made under both locks, and when a side's readiness is
+ * first asked for.  Returns the changes for pipe_after.
+ */
+static unsigned
+pipe_resync(struct pipe *pp)
 {
 	uint32_t f = atomic_load_explicit(&pp->r.flags, memory_order_relaxed);
-	size_t len = pipe_len(pp);
-	struct readiness r = {
-		.rd = len > 0 || (f & F_ENDED),
-		.wr = len < pp->capacity || (f & F_NOWRITE),
-	};
+	size_t len = pipe_len(pp), w;
+	unsigned changes = 0;
+	struct psync_ctr *c;
+	struct pready *r;
+	bool ready;
+	int reader;
 
-	return r;
-}
-
-/* Which sides flipped to ready, for pipe_unlock_fire. */
-enum { RISE_RD = 1, RISE_WR = 2 };
-
-/* Brings the eventfds up to date after a change (ext->lock held) and
- * says which sides became ready. */
-static unsigned
-pipe_changed(struct pipe *pp, struct pipe_ext *ext, struct readiness before)
-{
-	struct readiness now = pipe_readiness(pp);
-	unsigned rise = 0;
-
-	if (now.rd != before.rd) {
-		psync_efd_update(&ext->efd[1], now.rd);
-		if (now.rd)
-			rise |= RISE_RD;
+	for (reader = 0; reader < 2; reader++) {
+		r = pipe_rdy(pp, reader);
+		if (r == NULL)
+			continue;
+		ready = reader ? len > 0 || (f & F_ENDED)
+		               : len < pp->capacity || (f & F_NOWRITE);
+		c = ready_word(pp, reader);
+		w = psync_ctr_word(c);
+		if (ready == !(w & PSYNC_CTR_LOW))
+			continue;
+		psync_ctr_set(c,
+		              ready ? w & ~PSYNC_CTR_LOW : w | PSYNC_CTR_LOW);
+		pready_flip(r, ready);
+		changes |= CH(reader) | (ready ? ROSE(reader) : 0);
 	}
-	if (now.wr != before.wr) {
-		psync_efd_update(&ext->efd[0], now.wr);
-		if (now.wr)
-			rise |= RISE_WR;
-	}
-	return rise;
+	return changes;
 }
 
 /*
- * Releases ext->lock after a change, calling the notifiers of the sides
- * in rise one after the other, and gives up drop references (an end
- * being closed).  A reference keeps the pipe alive across the calls,
- * even if a callback closes both ends.
+ * Brings the descriptors and notifiers of the sides in changes up to
+ * date, with no lock held.  The caller's end is open; a reference keeps
+ * the pipe alive across the notifiers all the same, as one may close
+ * both ends.
  */
 static void
-pipe_unlock_fire(struct pipe *pp, struct pipe_ext *ext, unsigned rise,
-                 unsigned drop)
+pipe_after(struct pipe *pp, unsigned changes)
 {
+	struct pready *r;
 	bool last;
+	int reader;
 
-	if (rise == 0 && drop == 0) {
-		pthread_mutex_unlock(&ext->lock);
+	/* A set membership was moved with the flag: only a descriptor or
+	 * a notifier is left to tell. */
+	for (reader = 0; reader < 2; reader++)
+		if ((changes & CH(reader)) &&
+		    atomic_load_explicit(&pipe_rdy(pp, reader)->fdn,
+		                         memory_order_relaxed) == NULL)
+			changes &= ~(unsigned)CH(reader);
+	if (!(changes & (CH_RD | CH_WR)))
 		return;
+	atomic_fetch_add_explicit(&pp->refs, 1, memory_order_relaxed);
+	for (reader = 1; reader >= 0; reader--) {
+		r = pipe_rdy(pp, reader);
+		if (changes & CH(reader))
+			pready_after(r, changes & ROSE(reader));
 	}
-	if (rise != 0) {
-		atomic_fetch_add_explicit(&pp->refs, 1, memory_order_relaxed);
-		drop++;
-	}
-	if (rise & RISE_RD)
-		psync_notify_fire(&ext->notify[1], &ext->lock, &ext->settle);
-	if (rise & RISE_WR)
-		psync_notify_fire(&ext->notify[0], &ext->lock, &ext->settle);
-	last = atomic_fetch_sub_explicit(&pp->refs, drop,
-	                                 memory_order_acq_rel) == drop;
-	pthread_mutex_unlock(&ext->lock);
+	/* Acq_rel: the last reference frees, after every use of the pipe
+	 * by the others (release) is visible (acquire). */
+	last =
+	    atomic_fetch_sub_explicit(&pp->refs, 1, memory_order_acq_rel) == 1;
 	if (last)
 		pipe_free(pp);
 }
 
 /*
- * Ends a change of the messages (a read or a write): releases the locks,
- * firing notifiers on a watched pipe, then wakes the other side's
- * waiters.  The caller's end is open, so the pipe outlives all of it.
+ * Releases a side's lock after it moved n messages or slots, raising the
+ * other side's readiness if it was lowered, and returns the changes for
+ * pipe_after.  Then wakes the other side's waiters.
  */
-static inline void
-pipe_moved(struct pipe *pp, bool reader, struct pipe_ext *ext,
-           struct readiness before, size_t n)
+static inline unsigned
+pipe_release(struct pipe *pp, bool reader, size_t n)
 {
+	struct psync_ctr *c = reader ? &pp->r.head : &pp->w.tail;
 	struct psync_ec *other = reader ? &pp->r.writers : &pp->w.readers;
+	size_t w = psync_ctr_word(c);
+	unsigned changes = 0;
 
+	if ((w & PSYNC_CTR_LOW) && n > 0) {
+		/* Lowered: set only after rdy[!reader] was published. */
+		w &= ~PSYNC_CTR_LOW;
+		pready_flip(pipe_rdy(pp, !reader), true);
+		changes = CH(!reader) | ROSE(!reader);
+	}
 	/* The release is the barrier the eventcount needs. */
-	if (ext == NULL)
-		pipe_unlock_side(pp, reader, NULL);
+	psync_ctr_unlock_word(c, w);
+	if (n > 0)
+		psync_ec_wake(other, n > 1);
+	return changes;
+}
+
+/*
+ * Lowers a side's readiness if it would wait now: a reader after leaving
+ * the pipe empty, a writer after filling it.  Takes the lock of the word
+ * that holds the flag (the other side's), holding none: the check under
+ * it is exact, since only this side's own moves could make the side wait,
+ * and another of them lowers it in turn.
+ */
+static void
+pipe_lower(struct pipe *pp, bool reader)
+{
+	struct psync_ctr *c = ready_word(pp, reader);
+	struct pready *r = pipe_rdy(pp, reader);
+	size_t w, head, tail;
+	uint32_t f;
+	bool wait;
+
+	psync_ctr_lock(c);
+	w = psync_ctr_word(c);
+	/* Acquire: the flags and the other count as last published. */
+	f = atomic_load_explicit(&pp->r.flags, memory_order_acquire);
+	head = psync_ctr_count(&pp->r.head, memory_order_acquire);
+	tail = psync_ctr_count(&pp->w.tail, memory_order_acquire);
+	if (reader)
+		wait = tail == head && !(f & F_ENDED);
 	else
-		psync_barrier_light();
-	psync_ec_wake(other, n > 1);
-	if (ext != NULL)
-		pipe_unlock_fire(pp, ext, pipe_changed(pp, ext, before), 0);
+		wait = tail - head >= pp->capacity && !(f & F_NOWRITE);
+	if (!wait || (w & PSYNC_CTR_LOW)) {
+		psync_ctr_unlock(c);
+		return;
+	}
+	pready_flip(r, false);
+	psync_ctr_unlock_word(c, w | PSYNC_CTR_LOW);
+	pipe_after(pp, CH(reader));
+}
+
+/* Whether a side whose readiness is watched may have to lower it: its
+ * flag is not set yet (a look at the other side's word, no lock). */
+static inline bool
+pipe_may_lower(struct pipe *pp, bool reader)
+{
+	return pipe_rdy(pp, reader) != NULL &&
+	       !(atomic_load_explicit(&ready_word(pp, reader)->word,
+	                              memory_order_relaxed) &
+	         PSYNC_CTR_LOW);
 }
 
 /*
@@ -558,32 +529,30 @@ spin_delta(const struct pipe *pp, bool reader)
 }
 
 /*
- * Waits on a side after its condition failed (its lock held: ext's if
- * ext): spins first, the first time, then sleeps on the eventcount.  The
- * condition failed on the other side's counter as last read (tail_seen,
- * head_seen): a move past it, or a flag, is what ends the wait.  Returns
- * with the lock of the pipe's mode by then, which it puts in *ext; the
- * caller checks its condition again.  ETIMEDOUT once the deadline passed.
+ * Waits on a side after its condition failed (its lock held): spins
+ * first, the first time, then sleeps on the eventcount.  The condition
+ * failed on the other side's counter as last read (tail_seen, head_seen):
+ * a move past it, or a flag, is what ends the wait.  Returns with the
+ * lock held again; the caller checks its condition again.  ETIMEDOUT once
+ * the deadline passed.
  */
 static int
-pipe_wait(struct pipe *pp, bool reader, struct pipe_ext **ext, bool *spun,
-          struct psync_timer *timer)
+pipe_wait(struct pipe *pp, bool reader, bool *spun, struct psync_timer *timer)
 {
 	struct psync_ec *ec = reader ? &pp->w.readers : &pp->r.writers;
+	struct psync_ctr *own = reader ? &pp->r.head : &pp->w.tail;
 	struct psync_ctr *moves = reader ? &pp->w.tail : &pp->r.head;
 	_Atomic uint32_t *flags = reader ? &pp->r.flags : &pp->w.flags;
 	size_t seen = reader ? pp->r.tail_seen : pp->w.head_seen;
 	size_t delta = spin_delta(pp, reader);
 	uint32_t f = atomic_load_explicit(flags, memory_order_relaxed);
-	/* Unwatched, a switch to watched ends the wait too. */
-	uint32_t stop =
-	    (reader ? F_ENDED : F_NOWRITE) | (*ext == NULL ? F_WATCHED : 0);
+	uint32_t stop = reader ? F_ENDED : F_NOWRITE;
 	int err = 0;
 	uint32_t seq;
 
 	if (!*spun) {
 		*spun = true;
-		pipe_unlock_side(pp, reader, *ext);
+		psync_ctr_unlock(own);
 		/* For a run of messages or slots, if it comes. */
 		psync_spin(reader ? &pp->r.spin : &pp->w.spin, &moves->word,
 		           seen, delta, flags, f);
@@ -596,10 +565,10 @@ pipe_wait(struct pipe *pp, bool reader, struct pipe_ext **ext, bool *spun,
 			psync_ec_cancel(ec, seq);
 			return 0;
 		}
-		pipe_unlock_side(pp, reader, *ext);
+		psync_ctr_unlock(own);
 		err = psync_ec_sleep(ec, seq, timer);
 	}
-	*ext = pipe_lock_side(pp, reader);
+	psync_ctr_lock(own);
 	return err;
 }
 
@@ -619,7 +588,9 @@ polypipe_create(size_t capacity, polypipe **rd, polypipe **wr)
 	memset(pp, 0, sizeof *pp);
 	pp->capacity = capacity;
 	atomic_init(&pp->refs, 2);
+	pp->rd.tag = PTAG_PIPE_RD;
 	pp->rd.reader = true;
+	pp->wr.tag = PTAG_PIPE_WR;
 	*rd = &pp->rd;
 	*wr = &pp->wr;
 	return 0;
@@ -629,11 +600,10 @@ ssize_t
 polypipe_read_many(polypipe *rd, void **msgs, size_t max, int timeout_ms)
 {
 	struct psync_timer timer = psync_timer(timeout_ms);
-	struct readiness before = { false, false };
-	struct pipe_ext *ext;
 	struct pipe *pp;
-	bool timed_out = false, spun = false, wrapped, shrink;
+	bool timed_out = false, spun = false, wrapped, shrink, empty;
 	size_t head, avail, n, i, j;
+	unsigned changes;
 	uint32_t f;
 	int err;
 
@@ -647,7 +617,7 @@ polypipe_read_many(polypipe *rd, void **msgs, size_t max, int timeout_ms)
 		return -1;
 	}
 	pp = pipe_of(rd);
-	ext = pipe_lock_side(pp, true);
+	psync_ctr_lock(&pp->r.head);
 	for (;;) {
 		/* Flags first: messages written before the end are in
 		 * tail by the time the flag is. */
@@ -664,21 +634,23 @@ polypipe_read_many(polypipe *rd, void **msgs, size_t max, int timeout_ms)
 		if (f & F_ENDED) {
 			err = atomic_load_explicit(&pp->error,
 			                           memory_order_relaxed);
-			pipe_unlock_side(pp, true, ext);
+			psync_ctr_unlock(&pp->r.head);
 			if (err == 0)
 				return 0;
 			errno = err;
 			return -1;
 		}
 		if (timeout_ms == 0 || timed_out) {
-			pipe_unlock_side(pp, true, ext);
+			psync_ctr_unlock(&pp->r.head);
+			/* The last read lowered it; in case a change made
+			 * elsewhere left it up, the empty pipe says so. */
+			if (pipe_may_lower(pp, true))
+				pipe_lower(pp, true);
 			errno = timeout_ms == 0 ? EAGAIN : ETIMEDOUT;
 			return -1;
 		}
-		timed_out = pipe_wait(pp, true, &ext, &spun, &timer) != 0;
+		timed_out = pipe_wait(pp, true, &spun, &timer) != 0;
 	}
-	if (ext != NULL)
-		before = pipe_readiness(pp);
 	n = avail < max ? avail : max;
 	if (avail > pp->r.size / 4)
 		pp->r.crowded = true;
@@ -694,13 +666,17 @@ polypipe_read_many(polypipe *rd, void **msgs, size_t max, int timeout_ms)
 		pp->r.crowded = false;
 	pp->r.hidx = j;
 	ctr_set(&pp->r.head, head + n);
-	if (shrink && ext != NULL) {
+	if (shrink && psync_ctr_trylock(&pp->w.tail)) {
 		ring_shrink(pp);
-	} else if (shrink && psync_ctr_trylock(&pp->w.tail)) {
-		ring_shrink(pp);
-		ctr_unlock(&pp->w.tail);
+		psync_ctr_unlock(&pp->w.tail);
 	}
-	pipe_moved(pp, true, ext, before, n);
+	/* Left empty: a watched side lowers.  Acquire: as above. */
+	empty = n == avail && pipe_rdy(pp, true) != NULL &&
+	        psync_ctr_count(&pp->w.tail, memory_order_acquire) == head + n;
+	changes = pipe_release(pp, true, n);
+	if (empty)
+		pipe_lower(pp, true);
+	pipe_after(pp, changes);
 	return (ssize_t)n;
 }
 
@@ -714,11 +690,10 @@ ssize_t
 polypipe_write_many(polypipe *wr, void *const *msgs, size_t n, int timeout_ms)
 {
 	struct psync_timer timer = psync_timer(timeout_ms);
-	struct readiness before = { false, false };
-	struct pipe_ext *ext;
 	struct pipe *pp;
-	bool timed_out = false, spun = false, grown;
+	bool timed_out = false, spun = false, grown, full;
 	size_t tail, len, room, i, j;
+	unsigned changes;
 	uint32_t f;
 	int err;
 
@@ -732,7 +707,7 @@ polypipe_write_many(polypipe *wr, void *const *msgs, size_t n, int timeout_ms)
 		return -1;
 	}
 	pp = pipe_of(wr);
-	ext = pipe_lock_side(pp, false);
+	psync_ctr_lock(&pp->w.tail);
 	for (;;) {
 		f = atomic_load_explicit(&pp->w.flags, memory_order_acquire);
 		if (f & F_ERROR)
@@ -754,14 +729,12 @@ polypipe_write_many(polypipe *wr, void *const *msgs, size_t n, int timeout_ms)
 		len = tail - pp->w.head_seen;
 		if (room < n && pp->w.size < pp->capacity) {
 			/* The ring may grow: that takes the read side. */
-			if (ext == NULL)
-				psync_ctr_lock(&pp->r.head);
+			psync_ctr_lock(&pp->r.head);
 			grown =
 			    ring_grow(pp, len + (n < pp->capacity - len
 			                             ? n
 			                             : pp->capacity - len));
-			if (ext == NULL)
-				ctr_unlock(&pp->r.head);
+			psync_ctr_unlock(&pp->r.head);
 			/* head_seen is the fresh head now. */
 			len = tail - pp->w.head_seen;
 			room = pp->w.size - len;
@@ -776,15 +749,16 @@ polypipe_write_many(polypipe *wr, void *const *msgs, size_t n, int timeout_ms)
 			err = timeout_ms == 0 ? EAGAIN : ETIMEDOUT;
 			break;
 		}
-		timed_out = pipe_wait(pp, false, &ext, &spun, &timer) != 0;
+		timed_out = pipe_wait(pp, false, &spun, &timer) != 0;
 	}
 	if (err != 0) {
-		pipe_unlock_side(pp, false, ext);
+		psync_ctr_unlock(&pp->w.tail);
+		if ((err == EAGAIN || err == ETIMEDOUT) &&
+		    pipe_may_lower(pp, false))
+			pipe_lower(pp, false);
 		errno = err;
 		return -1;
 	}
-	if (ext != NULL)
-		before = pipe_readiness(pp);
 	if (n > room)
 		n = room;
 	for (i = 0, j = pp->w.tidx; i < n; i++) {
@@ -794,7 +768,14 @@ polypipe_write_many(polypipe *wr, void *const *msgs, size_t n, int timeout_ms)
 	}
 	pp->w.tidx = j;
 	ctr_set(&pp->w.tail, tail + n);
-	pipe_moved(pp, false, ext, before, n);
+	/* Left full: a watched side lowers.  Acquire: as above. */
+	full = len + n >= pp->capacity && pipe_rdy(pp, false) != NULL &&
+	       tail + n - psync_ctr_count(&pp->r.head, memory_order_acquire) >=
+	           pp->capacity;
+	changes = pipe_release(pp, false, n);
+	if (full)
+		pipe_lower(pp, false);
+	pipe_after(pp, changes);
 	return (ssize_t)n;
 }
 
@@ -807,25 +788,23 @@ polypipe_write(polypipe *wr, void *msg, int timeout_ms)
 }
 
 /*
- * Ends a change of state made under all locks: releases them, firing
- * notifiers on a watched pipe, after waking every waiter.
+ * Ends a change of state made under both locks: brings readiness in line,
+ * wakes every waiter, releases the locks, then the descriptors and
+ * notifiers.
  */
 static void
-pipe_ended_change(struct pipe *pp, struct pipe_ext *ext,
-                  struct readiness before)
+pipe_changed_all(struct pipe *pp)
 {
+	unsigned changes = pipe_resync(pp);
+
 	pipe_wake_all(pp);
-	if (ext != NULL)
-		pipe_unlock_fire(pp, ext, pipe_changed(pp, ext, before), 0);
-	else
-		pipe_unlock_all(pp, NULL);
+	pipe_unlock_all(pp);
+	pipe_after(pp, changes);
 }
 
 int
 polypipe_write_eof(polypipe *wr)
 {
-	struct readiness before = { false, false };
-	struct pipe_ext *ext;
 	struct pipe *pp;
 
 	if (wr == NULL) {
@@ -837,19 +816,15 @@ polypipe_write_eof(polypipe *wr)
 		return -1;
 	}
 	pp = pipe_of(wr);
-	ext = pipe_lock_all(pp);
-	if (ext != NULL)
-		before = pipe_readiness(pp);
+	pipe_lock_all(pp);
 	pipe_flag(pp, F_EOF);
-	pipe_ended_change(pp, ext, before);
+	pipe_changed_all(pp);
 	return 0;
 }
 
 int
 polypipe_set_error(polypipe *p, int err)
 {
-	struct readiness before = { false, false };
-	struct pipe_ext *ext;
 	struct pipe *pp;
 
 	if (p == NULL || err <= 0) {
@@ -857,16 +832,14 @@ polypipe_set_error(polypipe *p, int err)
 		return -1;
 	}
 	pp = pipe_of(p);
-	ext = pipe_lock_all(pp);
+	pipe_lock_all(pp);
 	if (atomic_load_explicit(&pp->error, memory_order_relaxed) != 0) {
-		pipe_unlock_all(pp, ext);
+		pipe_unlock_all(pp);
 		return 0;
 	}
-	if (ext != NULL)
-		before = pipe_readiness(pp);
 	atomic_store_explicit(&pp->error, err, memory_order_relaxed);
 	pipe_flag(pp, F_ERROR);
-	pipe_ended_change(pp, ext, before);
+	pipe_changed_all(pp);
 	return 0;
 }
 
@@ -913,29 +886,60 @@ polypipe_eof(const polypipe *p)
 	       F_ENDED;
 }
 
-/* The descriptor of an end, created on first use. */
-static int
-pipe_fd(polypipe *p)
+struct pready *
+pipe_ready_lock(polypipe *p)
 {
 	struct pipe *pp = pipe_of(p);
-	struct pipe_ext *ext = pipe_watch(pp);
-	struct psync_efd *efd;
-	struct readiness now;
-	int fd;
+	struct pready *r = pipe_rdy(pp, p->reader), *fresh = NULL;
 
-	if (ext == NULL)
-		return -1;
-	efd = &ext->efd[p->reader];
-	if (efd->fd < 0) {
-		now = pipe_readiness(pp);
-		if (psync_efd_open(efd, p->reader ? now.rd : now.wr) < 0) {
-			pthread_mutex_unlock(&ext->lock);
-			return -1;
-		}
+	if (r == NULL) {
+		/* Allocated before the locks, so that nobody waits on
+		 * them for malloc. */
+		fresh = psync_malloc(sizeof *fresh);
+		if (fresh == NULL)
+			return NULL;
+		pready_init(fresh, true);
 	}
-	fd = efd->fd;
-	pthread_mutex_unlock(&ext->lock);
-	return fd;
+	pipe_lock_all(pp);
+	r = pipe_rdy(pp, p->reader);
+	if (r == NULL && fresh != NULL) {
+		/* Up, with the flag clear, until pipe_resync says what the
+		 * state is: only a fall, and the new readiness has no
+		 * descriptor, notifier or set to tell yet. */
+		r = fresh;
+		fresh = NULL;
+		/* Release: pairs with the acquire in pipe_rdy. */
+		atomic_store_explicit(&pp->rdy[p->reader], r,
+		                      memory_order_release);
+		pipe_resync(pp);
+	}
+	free(fresh);
+	return r;
+}
+
+bool
+pipe_ready_trylock(polypipe *p)
+{
+	struct pipe *pp = pipe_of(p);
+
+	if (!psync_ctr_trylock(&pp->w.tail))
+		return false;
+	if (psync_ctr_trylock(&pp->r.head))
+		return true;
+	psync_ctr_unlock(&pp->w.tail);
+	return false;
+}
+
+struct pready *
+pipe_ready_of(polypipe *p)
+{
+	return pipe_rdy(pipe_of(p), p->reader);
+}
+
+void
+pipe_ready_unlock(polypipe *p)
+{
+	pipe_unlock_all(pipe_of(p));
 }
 
 /* EINVAL for NULL, EBADF unless p is the reader (or the writer). */
@@ -949,6 +953,20 @@ pipe_check_end(const polypipe *p, bool reader)
 	else
 		return true;
 	return false;
+}
+
+/* The descriptor of an end, created on first use. */
+static int
+pipe_fd(polypipe *p)
+{
+	struct pready *r = pipe_ready_lock(p);
+	int fd;
+
+	if (r == NULL)
+		return -1;
+	fd = pready_efd(r);
+	pipe_ready_unlock(p);
+	return fd;
 }
 
 int
@@ -966,18 +984,24 @@ polypipe_write_fd(polypipe *wr)
 static int
 pipe_set_notify(polypipe *p, polypipe_notify_fn *fn, void *arg)
 {
-	struct pipe *pp = pipe_of(p);
-	struct pipe_ext *ext;
+	struct pready *r;
+	struct pready_fd *fdn;
 
-	/* No callback was ever set without an ext: nothing to remove. */
-	if (fn == NULL && pipe_ext(pp) == NULL)
+	if (fn == NULL) {
+		/* Nothing to remove if it was never asked for. */
+		r = pipe_ready_of(p);
+		if (r != NULL)
+			pready_set_notify(r, NULL, NULL);
 		return 0;
-	ext = pipe_watch(pp);
-	if (ext == NULL)
+	}
+	r = pipe_ready_lock(p);
+	if (r == NULL)
 		return -1;
-	psync_notify_set(&ext->notify[p->reader], fn, arg, &ext->lock,
-	                 &ext->settle);
-	pthread_mutex_unlock(&ext->lock);
+	fdn = pready_fd_get(r);
+	pipe_ready_unlock(p);
+	if (fdn == NULL)
+		return -1;
+	pready_set_notify(r, fn, arg);
 	return 0;
 }
 
@@ -996,7 +1020,6 @@ polypipe_set_write_notify(polypipe *wr, polypipe_notify_fn *fn, void *arg)
 int
 polypipe_set_destructor(polypipe *p, polypipe_dtor_fn *fn, void *arg)
 {
-	struct pipe_ext *ext;
 	struct pipe *pp;
 
 	if (p == NULL) {
@@ -1004,10 +1027,10 @@ polypipe_set_destructor(polypipe *p, polypipe_dtor_fn *fn, void *arg)
 		return -1;
 	}
 	pp = pipe_of(p);
-	ext = pipe_lock_all(pp);
+	pipe_lock_all(pp);
 	pp->dtor = fn;
 	pp->dtor_arg = arg;
-	pipe_unlock_all(pp, ext);
+	pipe_unlock_all(pp);
 	return 0;
 }
 
@@ -1015,20 +1038,11 @@ void
 pipe_discard(polypipe *wr)
 {
 	struct pipe *pp = pipe_of(wr);
-	struct readiness before = { false, false };
-	struct pipe_ext *ext;
 	struct orphans o;
 
-	ext = pipe_lock_all(pp);
-	if (ext != NULL)
-		before = pipe_readiness(pp);
+	pipe_lock_all(pp);
 	o = pipe_take_all(pp);
-	psync_barrier_light();
-	psync_ec_wake(&pp->r.writers, true);
-	if (ext != NULL)
-		pipe_unlock_fire(pp, ext, pipe_changed(pp, ext, before), 0);
-	else
-		pipe_unlock_all(pp, NULL);
+	pipe_changed_all(pp);
 	orphans_destroy(&o);
 }
 
@@ -1036,23 +1050,22 @@ void
 polypipe_close(polypipe *p)
 {
 	struct orphans o = { 0 };
-	struct readiness before = { false, false };
-	struct pipe_ext *ext;
+	struct pready *r;
 	struct pipe *pp;
+	unsigned changes;
 	bool last;
 	int fd = -1;
 
 	if (p == NULL)
 		return;
 	pp = pipe_of(p);
-	ext = pipe_lock_all(pp);
-	if (ext != NULL) {
-		/* Our own callback first, so the close never calls it. */
-		psync_notify_set(&ext->notify[p->reader], NULL, NULL,
-		                 &ext->lock, &ext->settle);
-		before = pipe_readiness(pp);
-		fd = psync_efd_release(&ext->efd[p->reader]);
-	}
+	r = pipe_rdy(pp, p->reader);
+	/* Our own notifier first, so the close never calls it. */
+	if (r != NULL)
+		fd = pready_release(r);
+	pipe_lock_all(pp);
+	if (r != NULL && r->member.set != NULL)
+		pset_detach(r);
 	p->closed = true;
 	if (p->reader) {
 		o = pipe_take_all(pp);
@@ -1060,19 +1073,17 @@ polypipe_close(polypipe *p)
 	} else {
 		pipe_flag(pp, F_EOF);
 	}
+	changes = pipe_resync(pp);
 	pipe_wake_all(pp);
-	if (ext != NULL) {
-		pipe_unlock_fire(pp, ext, pipe_changed(pp, ext, before), 1);
-	} else {
-		/* Our reference goes only once the locks are released:
-		 * releasing one still reads its word, and once the count is
-		 * down the other end's close may free the pipe. */
-		pipe_unlock_all(pp, NULL);
-		last = atomic_fetch_sub_explicit(&pp->refs, 1,
-		                                 memory_order_acq_rel) == 1;
-		if (last)
-			pipe_free(pp);
-	}
+	/* Our reference goes only once the locks are released: releasing
+	 * one still reads its word, and once the count is down the other
+	 * end's close may free the pipe. */
+	pipe_unlock_all(pp);
+	pipe_after(pp, changes);
+	last =
+	    atomic_fetch_sub_explicit(&pp->refs, 1, memory_order_acq_rel) == 1;
+	if (last)
+		pipe_free(pp);
 	if (fd >= 0)
 		close(fd);
 	orphans_destroy(&o);

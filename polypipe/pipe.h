@@ -15,4 +15,18 @@
  */
 void pipe_discard(polypipe *wr);
 
+struct pready;
+
+/*
+ * For polyset: the readiness of p's side.  pipe_ready_lock allocates it
+ * if it is the first time it is asked for, and returns it with both of
+ * the pipe's locks held (its owner lock, as ready.h calls it), or NULL
+ * with ENOMEM.  pipe_ready_trylock takes both locks if it can at once.
+ * pipe_ready_of: the readiness if it was ever asked for, else NULL.
+ */
+struct pready *pipe_ready_lock(polypipe *p);
+bool pipe_ready_trylock(polypipe *p);
+struct pready *pipe_ready_of(polypipe *p);
+void pipe_ready_unlock(polypipe *p);
+
 #endif /* POLYSOCKET_PIPE_H */

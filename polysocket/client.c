@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "common/ready.h"
 #include "common/sync.h"
 #include "polypipe/pipe.h"
 #include "polysocket/client.h"
@@ -33,7 +34,9 @@ enum client_state {
 };
 
 struct polyclient {
-	struct psync_event decided; /* endpoint may not wait; notifier idle */
+	uint32_t tag;               /* PTAG_CLIENT */
+	struct psync_event decided; /* endpoint may not wait */
+	struct psync_event settle;  /* notifier calls ending */
 	polyendpoint mine;          /* the client's side; immutable */
 	polyendpoint theirs;        /* the server's side; immutable */
 	struct attempt attempt;     /* links: the server's backlog */
@@ -41,7 +44,7 @@ struct polyclient {
 	enum client_state state;
 	unsigned decided_gen; /* notify.gen when decided */
 	unsigned refs;        /* 1 + deciders in flight */
-	struct psync_efd efd;
+	struct pready rdy;    /* decided */
 	struct psync_notifier notify;
 };
 
@@ -66,8 +69,9 @@ polyclient_create(size_t capacity)
 	cl->mine = (polyendpoint){ .rd = s2c_rd, .wr = c2s_wr };
 	cl->theirs = (polyendpoint){ .rd = c2s_rd, .wr = s2c_wr };
 	cl->attempt.cl = cl;
+	cl->tag = PTAG_CLIENT;
 	cl->refs = 1;
-	cl->efd = psync_efd_none();
+	pready_init(&cl->rdy, false);
 	return cl;
 
 fail_s2c:
@@ -78,6 +82,12 @@ fail_s2c:
 fail_c2s:
 	free(cl);
 	return NULL;
+}
+
+struct pready *
+client_ready(polyclient *cl)
+{
+	return &cl->rdy;
 }
 
 static bool
@@ -96,7 +106,10 @@ client_publish(polyclient *cl, enum client_state state)
 {
 	cl->state = state;
 	cl->decided_gen = cl->notify.gen;
-	psync_efd_update(&cl->efd, true);
+	/* The descriptor under the lock too: the client may go once it is
+	 * released. */
+	pready_flip(&cl->rdy, true);
+	pready_after(&cl->rdy, false);
 	psync_event_wake(&cl->decided, true);
 }
 
@@ -124,8 +137,10 @@ client_unlock_unref(polyclient *cl)
 	bool last = --cl->refs == 0;
 
 	pthread_mutex_unlock(&psock_lock);
-	if (last)
+	if (last) {
+		pready_destroy(&cl->rdy);
 		free(cl);
+	}
 }
 
 void
@@ -145,7 +160,7 @@ client_finish(polyclient *cl)
 		client_publish(cl, CLIENT_REFUSED);
 	}
 	if (cl->notify.gen == cl->decided_gen)
-		psync_notify_fire(&cl->notify, &psock_lock, &cl->decided);
+		psync_notify_fire(&cl->notify, &psock_lock, &cl->settle);
 	client_unlock_unref(cl);
 }
 
@@ -287,9 +302,8 @@ polyclient_connect_fd(polyclient *cl)
 	pthread_mutex_lock(&psock_lock);
 	if (cl->state == CLIENT_IDLE)
 		errno = ENOTCONN;
-	else if (cl->efd.fd >= 0 ||
-	         psync_efd_open(&cl->efd, client_decided(cl)) == 0)
-		fd = cl->efd.fd;
+	else
+		fd = pready_efd(&cl->rdy);
 	pthread_mutex_unlock(&psock_lock);
 	return fd;
 }
@@ -303,7 +317,7 @@ polyclient_set_connect_notify(polyclient *cl, polypipe_notify_fn *fn,
 		return -1;
 	}
 	pthread_mutex_lock(&psock_lock);
-	psync_notify_set(&cl->notify, fn, arg, &psock_lock, &cl->decided);
+	psync_notify_set(&cl->notify, fn, arg, &psock_lock, &cl->settle);
 	if (!client_decided(cl)) {
 		pthread_mutex_unlock(&psock_lock);
 		return 0;
@@ -311,7 +325,7 @@ polyclient_set_connect_notify(polyclient *cl, polypipe_notify_fn *fn,
 	/* Already decided: call it now, keeping the client alive in case
 	 * the callback closes it. */
 	cl->refs++;
-	psync_notify_fire(&cl->notify, &psock_lock, &cl->decided);
+	psync_notify_fire(&cl->notify, &psock_lock, &cl->settle);
 	client_unlock_unref(cl);
 	return 0;
 }
@@ -326,14 +340,16 @@ polyclient_close(polyclient *cl)
 	if (cl == NULL)
 		return;
 	pthread_mutex_lock(&psock_lock);
-	psync_notify_set(&cl->notify, NULL, NULL, &psock_lock, &cl->decided);
+	psync_notify_set(&cl->notify, NULL, NULL, &psock_lock, &cl->settle);
 	state = cl->state;
 	if (state == CLIENT_PENDING)
 		server_withdraw(cl->srv, &cl->attempt);
 	mine = cl->mine;
 	if (state == CLIENT_IDLE || state == CLIENT_PENDING)
 		theirs = cl->theirs; /* never handed out: ours to close */
-	fd = psync_efd_release(&cl->efd);
+	if (cl->rdy.member.set != NULL)
+		pset_detach(&cl->rdy);
+	fd = pready_release(&cl->rdy);
 	client_unlock_unref(cl);
 	/* Being refused: the decider closes the server's side, maybe only
 	 * after we return, so destroy what we wrote ourselves. */

@@ -24,4 +24,9 @@ void client_refuse(polyclient *cl);
  * the connect notifier. */
 void client_finish(polyclient *cl);
 
+struct pready;
+
+/* For polyset: the readiness, whose owner lock is psock_lock. */
+struct pready *client_ready(polyclient *cl);
+
 #endif /* POLYSOCKET_CLIENT_H */

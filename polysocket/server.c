@@ -15,13 +15,16 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "common/ready.h"
 #include "common/sync.h"
 #include "polysocket/client.h"
 #include "polysocket/registry.h"
 #include "polysocket/server.h"
 
 struct polyserver {
-	struct psync_event accepters; /* accept may not wait; notifier idle */
+	uint32_t tag;                 /* PTAG_SERVER */
+	struct psync_event accepters; /* accept may not wait */
+	struct psync_event settle;    /* notifier calls ending */
 	struct attempt *head;         /* the backlog, oldest first */
 	struct attempt *tail;
 	size_t pending; /* attempts in the backlog */
@@ -29,8 +32,8 @@ struct polyserver {
 	bool refusing;  /* until the next accept call */
 	bool shut;
 	bool named;
-	unsigned refs; /* 1 + notifier calls in flight */
-	struct psync_efd efd;
+	unsigned refs;     /* 1 + notifier calls in flight */
+	struct pready rdy; /* pending > 0 || shut */
 	struct psync_notifier notify;
 };
 
@@ -41,16 +44,30 @@ polyserver_create(void)
 
 	if (srv == NULL)
 		return NULL;
+	srv->tag = PTAG_SERVER;
 	srv->backlog = SIZE_MAX;
 	srv->refs = 1;
-	srv->efd = psync_efd_none();
+	pready_init(&srv->rdy, false);
 	return srv;
 }
 
+struct pready *
+server_ready(polyserver *srv)
+{
+	return &srv->rdy;
+}
+
+/* Readiness follows the backlog (lock held).  The descriptor is brought
+ * up to date under the lock too: the server may go once it is released. */
 static void
 server_update_fd(polyserver *srv)
 {
-	psync_efd_update(&srv->efd, srv->pending > 0 || srv->shut);
+	bool up = srv->pending > 0 || srv->shut;
+
+	if (up == atomic_load_explicit(&srv->rdy.up, memory_order_relaxed))
+		return;
+	pready_flip(&srv->rdy, up);
+	pready_after(&srv->rdy, false);
 }
 
 /* Drops a reference (lock held, and released here). */
@@ -60,8 +77,10 @@ server_unlock_unref(polyserver *srv)
 	bool last = --srv->refs == 0;
 
 	pthread_mutex_unlock(&psock_lock);
-	if (last)
+	if (last) {
+		pready_destroy(&srv->rdy);
 		free(srv);
+	}
 }
 
 int
@@ -92,7 +111,7 @@ void
 server_fire(polyserver *srv)
 {
 	pthread_mutex_lock(&psock_lock);
-	psync_notify_fire(&srv->notify, &psock_lock, &srv->accepters);
+	psync_notify_fire(&srv->notify, &psock_lock, &srv->settle);
 	server_unlock_unref(srv);
 }
 
@@ -270,9 +289,7 @@ polyserver_accept_fd(polyserver *srv)
 		return -1;
 	}
 	pthread_mutex_lock(&psock_lock);
-	if (srv->efd.fd >= 0 ||
-	    psync_efd_open(&srv->efd, srv->pending > 0 || srv->shut) == 0)
-		fd = srv->efd.fd;
+	fd = pready_efd(&srv->rdy);
 	pthread_mutex_unlock(&psock_lock);
 	return fd;
 }
@@ -286,7 +303,7 @@ polyserver_set_accept_notify(polyserver *srv, polypipe_notify_fn *fn,
 		return -1;
 	}
 	pthread_mutex_lock(&psock_lock);
-	psync_notify_set(&srv->notify, fn, arg, &psock_lock, &srv->accepters);
+	psync_notify_set(&srv->notify, fn, arg, &psock_lock, &srv->settle);
 	pthread_mutex_unlock(&psock_lock);
 	return 0;
 }
@@ -356,12 +373,13 @@ polyserver_close(polyserver *srv)
 	if (srv == NULL)
 		return;
 	pthread_mutex_lock(&psock_lock);
-	psync_notify_set(&srv->notify, NULL, NULL, &psock_lock,
-	                 &srv->accepters);
+	psync_notify_set(&srv->notify, NULL, NULL, &psock_lock, &srv->settle);
 	pthread_mutex_unlock(&psock_lock);
 	polyserver_shutdown(srv);
 	pthread_mutex_lock(&psock_lock);
-	fd = psync_efd_release(&srv->efd);
+	if (srv->rdy.member.set != NULL)
+		pset_detach(&srv->rdy);
+	fd = pready_release(&srv->rdy);
 	server_unlock_unref(srv);
 	if (fd >= 0)
 		close(fd);

@@ -30,4 +30,9 @@ void server_fire(polyserver *srv);
 /* server_withdraw: takes a pending attempt out of the backlog. */
 void server_withdraw(polyserver *srv, struct attempt *a);
 
+struct pready;
+
+/* For polyset: the readiness, whose owner lock is psock_lock. */
+struct pready *server_ready(polyserver *srv);
+
 #endif /* POLYSOCKET_SERVER_H */

@@ -80,9 +80,10 @@ count_notify(void *arg)
 	notified++;
 }
 
-/* The first notifier of a pipe allocates its readiness bookkeeping: when
- * that fails, the call fails with ENOMEM, sets nothing, and the pipe
- * carries messages as before; the retry that succeeds works in full. */
+/* The first notifier of a pipe allocates its readiness bookkeeping (the
+ * side's readiness, then its descriptor and notifier part): when either
+ * fails, the call fails with ENOMEM, sets nothing, and the pipe carries
+ * messages as before; the retry that succeeds works in full. */
 START_TEST(test_faults_polypipe_notify)
 {
 	polypipe *rd, *wr;
@@ -105,7 +106,7 @@ START_TEST(test_faults_polypipe_notify)
 		ck_assert_uint_eq(notified, 0);
 	}
 	ck_assert_int_eq(r, 0);
-	ck_assert_uint_eq(n, 2); /* one allocation */
+	ck_assert_uint_eq(n, 3); /* two allocations */
 	ck_assert_int_eq(polypipe_write(wr, MSG(7), 0), 0);
 	ck_assert_uint_eq(notified, 1);
 	/* Removing it needs no memory. */

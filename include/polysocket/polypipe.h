@@ -27,10 +27,14 @@
  *   nothing more has come for 200 ns.  So a stream moves in runs, and
  *   an answer to a request costs its reader at most 200 ns more.
  * - Readers and writers do not share a lock: each side has its own, so
- *   a message passes without either waiting for the other.  The first
- *   call that asks for a descriptor or sets a notifier on a pipe makes
- *   every later call on it take one lock common to both sides, which
- *   keeps readiness exact; it may fail with ENOMEM, as *_fd may.
+ *   a message passes without either waiting for the other, also on a
+ *   pipe with descriptors, notifiers or set memberships.  Once one of
+ *   those is asked for on a side, a call that leaves that side unable to
+ *   proceed (the last message read, the last slot filled) takes the
+ *   other side's lock once, briefly, to record it; the call that makes
+ *   it ready again pays only if so.  The first such request on a side
+ *   allocates its readiness (under 100 bytes) and may fail with ENOMEM,
+ *   as *_fd, the *_notify setters and polyset_add may.
  * - Buffer memory grows with the messages held (never with the capacity)
  *   and shrinks again as they are read: an idle pipe takes 200 bytes,
  *   and up to 4096 messages the buffer holds at most 5 slots (of 8
