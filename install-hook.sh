@@ -1,4 +1,5 @@
 #!/bin/sh
+# shellcheck disable=SC3013 # test -ef: dash and bash, Linux's sh, have it
 # Run by make install (install-exec-hook) and make uninstall
 # (uninstall-hook).  Installed as root, not into a DESTDIR staging tree,
 # in a directory the dynamic linker searches (/usr/local/lib, /usr/lib),

@@ -1,4 +1,5 @@
 #!/bin/sh
+# shellcheck disable=SC3013 # test -ef: dash and bash, Linux's sh, have it
 # Run by make installcheck (and so by make distcheck) after make install:
 # uses the installed library the way its users do, and runs every program
 # with no LD_LIBRARY_PATH:
