@@ -63,11 +63,17 @@ enum {
 #define F_ENDED (F_EOF | F_ERROR)
 #define F_NOWRITE (F_EOF | F_ERROR | F_RDCLOSED)
 
+/* An end is its tag alone: four bytes each keep the pipe's read-mostly
+ * fields within one line. */
 struct polypipe {
-	uint32_t tag; /* PTAG_PIPE_RD or PTAG_PIPE_WR */
-	bool reader;  /* the read end; else the write end */
-	bool closed;  /* all locks */
+	uint32_t tag; /* PTAG_PIPE_RD (the read end) or PTAG_PIPE_WR */
 };
+
+static inline bool
+end_reader(const polypipe *p)
+{
+	return p->tag == PTAG_PIPE_RD;
+}
 
 #define LINE 64
 
@@ -116,14 +122,18 @@ struct pipe {
 	struct polypipe wr;
 };
 
+/* An idle pipe is these three lines and nothing else. */
+_Static_assert(sizeof(struct pipe) <= 3 * LINE, "a pipe takes three lines");
+
 /* The pipe an end belongs to. */
 static struct pipe *
 pipe_of(const polypipe *p)
 {
 	const char *end = (const char *)p;
 
-	return (struct pipe *)(end - (p->reader ? offsetof(struct pipe, rd)
-	                                        : offsetof(struct pipe, wr)));
+	return (struct pipe *)(end - (end_reader(p)
+	                                  ? offsetof(struct pipe, rd)
+	                                  : offsetof(struct pipe, wr)));
 }
 
 /*
@@ -589,7 +599,6 @@ polypipe_create(size_t capacity, polypipe **rd, polypipe **wr)
 	pp->capacity = capacity;
 	atomic_init(&pp->refs, 2);
 	pp->rd.tag = PTAG_PIPE_RD;
-	pp->rd.reader = true;
 	pp->wr.tag = PTAG_PIPE_WR;
 	*rd = &pp->rd;
 	*wr = &pp->wr;
@@ -612,7 +621,7 @@ polypipe_read_many(polypipe *rd, void **msgs, size_t max, int timeout_ms)
 		errno = EINVAL;
 		return -1;
 	}
-	if (!rd->reader) {
+	if (!end_reader(rd)) {
 		errno = EBADF;
 		return -1;
 	}
@@ -702,7 +711,7 @@ polypipe_write_many(polypipe *wr, void *const *msgs, size_t n, int timeout_ms)
 		errno = EINVAL;
 		return -1;
 	}
-	if (wr->reader) {
+	if (end_reader(wr)) {
 		errno = EBADF;
 		return -1;
 	}
@@ -811,7 +820,7 @@ polypipe_write_eof(polypipe *wr)
 		errno = EINVAL;
 		return -1;
 	}
-	if (wr->reader) {
+	if (end_reader(wr)) {
 		errno = EBADF;
 		return -1;
 	}
@@ -890,7 +899,7 @@ struct pready *
 pipe_ready_lock(polypipe *p)
 {
 	struct pipe *pp = pipe_of(p);
-	struct pready *r = pipe_rdy(pp, p->reader), *fresh = NULL;
+	struct pready *r = pipe_rdy(pp, end_reader(p)), *fresh = NULL;
 
 	if (r == NULL) {
 		/* Allocated before the locks, so that nobody waits on
@@ -901,7 +910,7 @@ pipe_ready_lock(polypipe *p)
 		pready_init(fresh, true);
 	}
 	pipe_lock_all(pp);
-	r = pipe_rdy(pp, p->reader);
+	r = pipe_rdy(pp, end_reader(p));
 	if (r == NULL && fresh != NULL) {
 		/* Up, with the flag clear, until pipe_resync says what the
 		 * state is: only a fall, and the new readiness has no
@@ -909,7 +918,7 @@ pipe_ready_lock(polypipe *p)
 		r = fresh;
 		fresh = NULL;
 		/* Release: pairs with the acquire in pipe_rdy. */
-		atomic_store_explicit(&pp->rdy[p->reader], r,
+		atomic_store_explicit(&pp->rdy[end_reader(p)], r,
 		                      memory_order_release);
 		pipe_resync(pp);
 	}
@@ -933,7 +942,7 @@ pipe_ready_trylock(polypipe *p)
 struct pready *
 pipe_ready_of(polypipe *p)
 {
-	return pipe_rdy(pipe_of(p), p->reader);
+	return pipe_rdy(pipe_of(p), end_reader(p));
 }
 
 void
@@ -948,7 +957,7 @@ pipe_check_end(const polypipe *p, bool reader)
 {
 	if (p == NULL)
 		errno = EINVAL;
-	else if (p->reader != reader)
+	else if (end_reader(p) != reader)
 		errno = EBADF;
 	else
 		return true;
@@ -1059,15 +1068,14 @@ polypipe_close(polypipe *p)
 	if (p == NULL)
 		return;
 	pp = pipe_of(p);
-	r = pipe_rdy(pp, p->reader);
+	r = pipe_rdy(pp, end_reader(p));
 	/* Our own notifier first, so the close never calls it. */
 	if (r != NULL)
 		fd = pready_release(r);
 	pipe_lock_all(pp);
 	if (r != NULL && r->member.set != NULL)
 		pset_detach(r);
-	p->closed = true;
-	if (p->reader) {
+	if (end_reader(p)) {
 		o = pipe_take_all(pp);
 		pipe_flag(pp, F_RDCLOSED);
 	} else {
