@@ -416,6 +416,29 @@ pipe_resync(struct pipe *pp)
 }
 
 /*
+ * A reference for a thread that holds no end: polyset, whose member may
+ * be closed by the thread it was just handed to, and a notifier, which
+ * may close both ends.  Releasing a lock still touches the pipe (the
+ * lock's sleepers), so it is held past the release.
+ */
+static void
+pipe_hold(struct pipe *pp)
+{
+	/* Relaxed: taken while the pipe is surely alive (a lock or an end
+	 * held); the release below orders the uses. */
+	atomic_fetch_add_explicit(&pp->refs, 1, memory_order_relaxed);
+}
+
+static void
+pipe_unhold(struct pipe *pp)
+{
+	/* Acq_rel: the last reference frees, after every use of the pipe
+	 * by the others (release) is visible (acquire). */
+	if (atomic_fetch_sub_explicit(&pp->refs, 1, memory_order_acq_rel) == 1)
+		pipe_free(pp);
+}
+
+/*
  * Brings the descriptors and notifiers of the sides in changes up to
  * date, with no lock held.  The caller's end is open; a reference keeps
  * the pipe alive across the notifiers all the same, as one may close
@@ -425,7 +448,6 @@ static void
 pipe_after(struct pipe *pp, unsigned changes)
 {
 	struct pready *r;
-	bool last;
 	int reader;
 
 	/* A set membership was moved with the flag: only a descriptor or
@@ -437,18 +459,13 @@ pipe_after(struct pipe *pp, unsigned changes)
 			changes &= ~(unsigned)CH(reader);
 	if (!(changes & (CH_RD | CH_WR)))
 		return;
-	atomic_fetch_add_explicit(&pp->refs, 1, memory_order_relaxed);
+	pipe_hold(pp);
 	for (reader = 1; reader >= 0; reader--) {
 		r = pipe_rdy(pp, reader);
 		if (changes & CH(reader))
 			pready_after(r, changes & ROSE(reader));
 	}
-	/* Acq_rel: the last reference frees, after every use of the pipe
-	 * by the others (release) is visible (acquire). */
-	last =
-	    atomic_fetch_sub_explicit(&pp->refs, 1, memory_order_acq_rel) == 1;
-	if (last)
-		pipe_free(pp);
+	pipe_unhold(pp);
 }
 
 /*
@@ -910,6 +927,7 @@ pipe_ready_lock(polypipe *p)
 		pready_init(fresh, true);
 	}
 	pipe_lock_all(pp);
+	pipe_hold(pp);
 	r = pipe_rdy(pp, end_reader(p));
 	if (r == NULL && fresh != NULL) {
 		/* Up, with the flag clear, until pipe_resync says what the
@@ -933,8 +951,10 @@ pipe_ready_trylock(polypipe *p)
 
 	if (!psync_ctr_trylock(&pp->w.tail))
 		return false;
-	if (psync_ctr_trylock(&pp->r.head))
+	if (psync_ctr_trylock(&pp->r.head)) {
+		pipe_hold(pp);
 		return true;
+	}
 	psync_ctr_unlock(&pp->w.tail);
 	return false;
 }
@@ -948,7 +968,10 @@ pipe_ready_of(polypipe *p)
 void
 pipe_ready_unlock(polypipe *p)
 {
-	pipe_unlock_all(pipe_of(p));
+	struct pipe *pp = pipe_of(p);
+
+	pipe_unlock_all(pp);
+	pipe_unhold(pp);
 }
 
 /* EINVAL for NULL, EBADF unless p is the reader (or the writer). */
@@ -1062,7 +1085,6 @@ polypipe_close(polypipe *p)
 	struct pready *r;
 	struct pipe *pp;
 	unsigned changes;
-	bool last;
 	int fd = -1;
 
 	if (p == NULL)
@@ -1088,10 +1110,7 @@ polypipe_close(polypipe *p)
 	 * end's close may free the pipe. */
 	pipe_unlock_all(pp);
 	pipe_after(pp, changes);
-	last =
-	    atomic_fetch_sub_explicit(&pp->refs, 1, memory_order_acq_rel) == 1;
-	if (last)
-		pipe_free(pp);
+	pipe_unhold(pp); /* the end's own */
 	if (fd >= 0)
 		close(fd);
 	orphans_destroy(&o);
