@@ -873,8 +873,10 @@ polypipe_set_error(polypipe *p, int err)
 int
 polypipe_get_error(const polypipe *p)
 {
-	if (p == NULL)
-		return 0;
+	if (p == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
 	/* Acquire: pairs with the flag set after the error. */
 	if (!(atomic_load_explicit(&pipe_of(p)->r.flags,
 	                           memory_order_acquire) &
