@@ -18,6 +18,8 @@
 
 #include <polysocket/polypipe.h>
 
+#include "common/chaos.h"
+
 /*
  * Every allocation of the library goes through these, so that a test
  * build (PSYNC_FAULTS, tests/check_faults.c) can make any one of them
@@ -137,6 +139,7 @@ void psync_ec_kick(struct psync_ec *ec, bool all);
 static inline void
 psync_ec_wake(struct psync_ec *ec, bool all)
 {
+	CHAOS_POINT();
 	if (atomic_load_explicit(&ec->word, memory_order_relaxed) >=
 	    PSYNC_EC_ONE)
 		psync_ec_kick(ec, all);
@@ -169,8 +172,11 @@ psync_ctr_count(const struct psync_ctr *c, memory_order mo)
 static inline bool
 psync_ctr_trylock(struct psync_ctr *c)
 {
-	size_t w = atomic_load_explicit(&c->word, memory_order_relaxed);
+	size_t w;
 
+	CHAOS_POINT();
+	w = atomic_load_explicit(&c->word, memory_order_relaxed);
+	CHAOS_POINT();
 	return !(w & 1) && atomic_compare_exchange_strong_explicit(
 	                       &c->word, &w, w | 1, memory_order_acquire,
 	                       memory_order_relaxed);
@@ -187,7 +193,9 @@ psync_ctr_lock(struct psync_ctr *c)
 static inline void
 psync_ctr_unlock(struct psync_ctr *c, size_t count)
 {
+	CHAOS_POINT();
 	atomic_store_explicit(&c->word, count << 1, memory_order_release);
+	CHAOS_POINT();
 	psync_barrier_light();
 	psync_ec_wake(&c->waiters, false);
 }

@@ -161,6 +161,7 @@ ctr_set(struct psync_ctr *c, size_t count)
 {
 	size_t w = atomic_load_explicit(&c->word, memory_order_relaxed);
 
+	CHAOS_POINT();
 	atomic_store_explicit(&c->word, count << 1 | (w & 1),
 	                      memory_order_release);
 }

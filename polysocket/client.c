@@ -97,6 +97,7 @@ client_publish(polyclient *cl, enum client_state state)
 	cl->state = state;
 	cl->decided_gen = cl->notify.gen;
 	psync_efd_update(&cl->efd, true);
+	CHAOS_POINT();
 	psync_event_wake(&cl->decided, true);
 }
 
@@ -124,6 +125,7 @@ client_unlock_unref(polyclient *cl)
 	bool last = --cl->refs == 0;
 
 	pthread_mutex_unlock(&psock_lock);
+	CHAOS_POINT();
 	if (last)
 		free(cl);
 }
@@ -131,19 +133,24 @@ client_unlock_unref(polyclient *cl)
 void
 client_finish(polyclient *cl)
 {
+	CHAOS_POINT();
 	pthread_mutex_lock(&psock_lock);
 	if (cl->state == CLIENT_DECIDING) {
 		pthread_mutex_unlock(&psock_lock);
+		CHAOS_POINT();
 		/* The server's side belongs to the decider until the client
 		 * sees REFUSED; closing its read end destroys the messages
 		 * the client wrote. */
 		polypipe_set_error(cl->theirs.rd, ECONNREFUSED);
 		polypipe_set_error(cl->theirs.wr, ECONNREFUSED);
+		CHAOS_POINT();
 		polypipe_close(cl->theirs.rd);
 		polypipe_close(cl->theirs.wr);
+		CHAOS_POINT();
 		pthread_mutex_lock(&psock_lock);
 		client_publish(cl, CLIENT_REFUSED);
 	}
+	CHAOS_POINT();
 	if (cl->notify.gen == cl->decided_gen)
 		psync_notify_fire(&cl->notify, &psock_lock, &cl->decided);
 	client_unlock_unref(cl);
@@ -177,6 +184,7 @@ client_connect(polyclient *cl, polyserver *srv)
 		cl->srv = srv;
 	}
 	pthread_mutex_unlock(&psock_lock);
+	CHAOS_POINT();
 	if (fire)
 		server_fire(srv);
 	if (err != 0) {
@@ -193,6 +201,7 @@ polyclient_connect(polyclient *cl, polyserver *srv)
 		errno = EINVAL;
 		return -1;
 	}
+	CHAOS_POINT();
 	pthread_mutex_lock(&psock_lock);
 	return client_connect(cl, srv);
 }
@@ -206,6 +215,7 @@ polyclient_connect_name(polyclient *cl, const char *name)
 		errno = err;
 		return -1;
 	}
+	CHAOS_POINT();
 	pthread_mutex_lock(&psock_lock);
 	return client_connect(cl, registry_find(name));
 }
@@ -304,6 +314,7 @@ polyclient_set_connect_notify(polyclient *cl, polypipe_notify_fn *fn,
 	}
 	pthread_mutex_lock(&psock_lock);
 	psync_notify_set(&cl->notify, fn, arg, &psock_lock, &cl->decided);
+	CHAOS_POINT();
 	if (!client_decided(cl)) {
 		pthread_mutex_unlock(&psock_lock);
 		return 0;
@@ -327,6 +338,7 @@ polyclient_close(polyclient *cl)
 		return;
 	pthread_mutex_lock(&psock_lock);
 	psync_notify_set(&cl->notify, NULL, NULL, &psock_lock, &cl->decided);
+	CHAOS_POINT();
 	state = cl->state;
 	if (state == CLIENT_PENDING)
 		server_withdraw(cl->srv, &cl->attempt);
@@ -339,7 +351,9 @@ polyclient_close(polyclient *cl)
 	 * after we return, so destroy what we wrote ourselves. */
 	if (state == CLIENT_DECIDING)
 		pipe_discard(mine.wr);
+	CHAOS_POINT();
 	polypipe_close(mine.wr);
+	CHAOS_POINT();
 	polypipe_close(theirs.rd); /* destroys what we wrote */
 	polypipe_close(mine.rd);
 	polypipe_close(theirs.wr);

@@ -60,6 +60,7 @@ server_unlock_unref(polyserver *srv)
 	bool last = --srv->refs == 0;
 
 	pthread_mutex_unlock(&psock_lock);
+	CHAOS_POINT();
 	if (last)
 		free(srv);
 }
@@ -68,6 +69,7 @@ int
 server_enqueue(polyserver *srv, struct attempt *a, bool *fire)
 {
 	*fire = false;
+	CHAOS_POINT();
 	if (srv->shut || srv->refusing)
 		return ECONNREFUSED;
 	if (srv->pending >= srv->backlog)
@@ -84,6 +86,7 @@ server_enqueue(polyserver *srv, struct attempt *a, bool *fire)
 		srv->refs++;
 		*fire = true;
 	}
+	CHAOS_POINT();
 	psync_event_wake(&srv->accepters, false);
 	return 0;
 }
@@ -91,14 +94,17 @@ server_enqueue(polyserver *srv, struct attempt *a, bool *fire)
 void
 server_fire(polyserver *srv)
 {
+	CHAOS_POINT();
 	pthread_mutex_lock(&psock_lock);
 	psync_notify_fire(&srv->notify, &psock_lock, &srv->accepters);
+	CHAOS_POINT();
 	server_unlock_unref(srv);
 }
 
 void
 server_withdraw(polyserver *srv, struct attempt *a)
 {
+	CHAOS_POINT();
 	if (a->prev != NULL)
 		a->prev->next = a->next;
 	else
@@ -141,6 +147,7 @@ server_finish_all(struct attempt *list)
 
 	for (a = list; a != NULL; a = next) {
 		next = a->next; /* a lives in a client that may now go */
+		CHAOS_POINT();
 		client_finish(a->cl);
 	}
 }
@@ -174,6 +181,7 @@ polyserver_accept_many(polyserver *srv, polyendpoint *eps, size_t max,
 		errno = EINVAL;
 		return -1;
 	}
+	CHAOS_POINT();
 	pthread_mutex_lock(&psock_lock);
 	srv->refusing = false;
 	for (;;) {
@@ -198,7 +206,9 @@ polyserver_accept_many(polyserver *srv, polyendpoint *eps, size_t max,
 	list = server_take(srv, n);
 	for (i = 0, a = list; i < n; i++, a = a->next)
 		client_accept(a->cl, &eps[i]);
+	CHAOS_POINT();
 	pthread_mutex_unlock(&psock_lock);
+	CHAOS_POINT();
 	server_finish_all(list);
 	return (ssize_t)n;
 }
@@ -243,6 +253,7 @@ polyserver_refuse(polyserver *srv)
 	srv->refusing = true;
 	list = server_refuse_all(srv, &n);
 	pthread_mutex_unlock(&psock_lock);
+	CHAOS_POINT();
 	server_finish_all(list);
 	return n > INT_MAX ? INT_MAX : (int)n;
 }
@@ -301,6 +312,7 @@ polyserver_bind(polyserver *srv, const char *name)
 		errno = err;
 		return -1;
 	}
+	CHAOS_POINT();
 	pthread_mutex_lock(&psock_lock);
 	if (srv->named)
 		err = EINVAL;
@@ -343,6 +355,7 @@ polyserver_shutdown(polyserver *srv)
 	psync_event_wake(&srv->accepters, true);
 	srv->refs++;
 	pthread_mutex_unlock(&psock_lock);
+	CHAOS_POINT();
 	server_finish_all(list);
 	server_fire(srv);
 	return 0;
@@ -359,7 +372,9 @@ polyserver_close(polyserver *srv)
 	psync_notify_set(&srv->notify, NULL, NULL, &psock_lock,
 	                 &srv->accepters);
 	pthread_mutex_unlock(&psock_lock);
+	CHAOS_POINT();
 	polyserver_shutdown(srv);
+	CHAOS_POINT();
 	pthread_mutex_lock(&psock_lock);
 	fd = psync_efd_release(&srv->efd);
 	server_unlock_unref(srv);
