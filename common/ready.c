@@ -39,6 +39,7 @@ pready_flip(struct pready *r, bool up)
 	 * thread or another took that lock; the lock orders it already,
 	 * and the release says so where it is written. */
 	atomic_store_explicit(&r->up, up, memory_order_release);
+	CHAOS_POINT();
 	if (r->member.set == NULL)
 		return;
 	if (up)
@@ -56,6 +57,7 @@ pready_after(struct pready *r, bool fire)
 
 	if (fdn == NULL)
 		return;
+	CHAOS_POINT();
 	pthread_mutex_lock(&fdn->lock);
 	/* Whoever updates last reads the last flip: each flip is followed
 	 * by its flipper's update, and each update reads the bit under

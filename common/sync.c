@@ -265,6 +265,7 @@ psync_ctr_wait(struct psync_ctr *c)
 			psync_ec_cancel(&c->waiters, seq);
 			return;
 		}
+		CHAOS_POINT();
 		psync_ec_sleep(&c->waiters, seq, &forever);
 		if (psync_ctr_trylock(c))
 			return;
@@ -282,18 +283,24 @@ ec_futex(struct psync_ec *ec)
 uint32_t
 psync_ec_prepare(struct psync_ec *ec)
 {
-	uint64_t w = atomic_fetch_add_explicit(&ec->word, PSYNC_EC_ONE,
-	                                       memory_order_seq_cst);
+	uint64_t w;
 
+	CHAOS_POINT();
+	w = atomic_fetch_add_explicit(&ec->word, PSYNC_EC_ONE,
+	                              memory_order_seq_cst);
+	CHAOS_POINT();
 	psync_barrier_heavy();
+	CHAOS_POINT();
 	return (uint32_t)w;
 }
 
 void
 psync_ec_cancel(struct psync_ec *ec, uint32_t seq)
 {
-	uint64_t w = atomic_load_explicit(&ec->word, memory_order_relaxed);
+	uint64_t w;
 
+	CHAOS_POINT();
+	w = atomic_load_explicit(&ec->word, memory_order_relaxed);
 	/* While the number has not moved, no waker has taken our
 	 * registration off the count: take it off.  Once it has moved, a
 	 * waker counted us as woken. */
@@ -317,9 +324,11 @@ psync_ec_sleep(struct psync_ec *ec, uint32_t seq, struct psync_timer *t)
 	 * other.  The caller's errno is kept: a call that succeeds leaves
 	 * it as it was. */
 	saved = errno;
+	CHAOS_POINT();
 	r = futex(ec_futex(ec), FUTEX_WAIT_BITSET, seq, deadline);
 	timed_out = r < 0 && errno == ETIMEDOUT;
 	errno = saved;
+	CHAOS_POINT();
 	psync_ec_cancel(ec, seq);
 	if (deadline == NULL)
 		return 0;
@@ -338,10 +347,12 @@ psync_ec_kick(struct psync_ec *ec, bool all)
 		if (w < PSYNC_EC_ONE)
 			return; /* another waker took them */
 		left = all ? 0 : (w >> 32) - 1;
+		CHAOS_POINT();
 		/* The sequence number wraps within its 32 bits. */
 	} while (!atomic_compare_exchange_weak_explicit(
 	    &ec->word, &w, (left << 32) | (uint32_t)(w + 1),
 	    memory_order_relaxed, memory_order_relaxed));
+	CHAOS_POINT();
 	futex(ec_futex(ec), FUTEX_WAKE, all ? INT32_MAX : 1, NULL);
 }
 
@@ -391,15 +402,18 @@ psync_event_wait(struct psync_event *ev, pthread_mutex_t *lock,
 	deadline = psync_timer_deadline(t);
 	/* A wake-up after this load moves the word, so the futex call
 	 * below returns at once rather than missing it. */
+	CHAOS_POINT();
 	seq = atomic_load_explicit(&ev->seq, memory_order_relaxed);
 	ev->sleepers++;
 	pthread_mutex_unlock(lock);
+	CHAOS_POINT();
 	/* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline.
 	 * EINTR and EAGAIN (the word moved) are wake-ups like any other. */
 	saved = errno; /* kept, as in psync_ec_sleep */
 	r = futex(&ev->seq, FUTEX_WAIT_BITSET, seq, deadline);
 	timed_out = r < 0 && errno == ETIMEDOUT;
 	errno = saved;
+	CHAOS_POINT();
 	pthread_mutex_lock(lock);
 	/* Take one wake-up, ours or not: one taken by a sleeper that left
 	 * for another reason only makes the next waker call the kernel once
@@ -422,6 +436,7 @@ psync_event_signal(struct psync_event *ev, bool all)
 	/* Sleepers sent a wake-up that have not run yet need no other. */
 	bool sleeping = ev->sleepers > ev->signaled;
 
+	CHAOS_POINT();
 	if (!sleeping)
 		return 0;
 	/* Moving the word before the kick is what makes a late kick safe:
@@ -436,6 +451,7 @@ psync_event_signal(struct psync_event *ev, bool all)
 void
 psync_event_kick(struct psync_event *ev, int n)
 {
+	CHAOS_POINT();
 	if (n > 0) /* else ev may be NULL */
 		futex(&ev->seq, FUTEX_WAKE, (uint32_t)n, NULL);
 }
@@ -467,6 +483,7 @@ psync_efd_update(struct psync_efd *e, bool ready)
 	uint64_t v = 1;
 	ssize_t n;
 
+	CHAOS_POINT();
 	if (e->fd < 0 || e->ready == ready)
 		return;
 	/* The counter is only ever 0 or 1, so neither call can block or
@@ -516,11 +533,13 @@ psync_notify_set(struct psync_notifier *n, polypipe_notify_fn *fn, void *arg,
 {
 	struct psync_timer forever = psync_timer(-1);
 
+	CHAOS_POINT();
 	n->fn = fn;
 	n->arg = arg;
 	n->gen++;
 	n->stale += n->running;
 	n->running = 0;
+	CHAOS_POINT();
 	if (psync_inside(n))
 		return;
 	while (n->stale > 0)
@@ -540,15 +559,18 @@ psync_notify_fire(struct psync_notifier *n, pthread_mutex_t *lock,
 		return;
 	n->running++;
 	pthread_mutex_unlock(lock);
+	CHAOS_POINT();
 	psync_frames = &f;
 	fn(arg);
 	psync_frames = f.up;
+	CHAOS_POINT();
 	pthread_mutex_lock(lock);
 	if (gen == n->gen) {
 		n->running--;
 		return;
 	}
 	/* Replaced while we ran: a setter may be waiting for us. */
+	CHAOS_POINT();
 	if (--n->stale == 0)
 		psync_event_wake(ev, true);
 }

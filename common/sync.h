@@ -18,6 +18,8 @@
 
 #include <polysocket/polypipe.h>
 
+#include "common/chaos.h"
+
 /*
  * Every allocation of the library goes through these, so that a test
  * build (PSYNC_FAULTS, tests/check_faults.c) can make any one of them
@@ -137,6 +139,7 @@ void psync_ec_kick(struct psync_ec *ec, bool all);
 static inline void
 psync_ec_wake(struct psync_ec *ec, bool all)
 {
+	CHAOS_POINT();
 	if (atomic_load_explicit(&ec->word, memory_order_relaxed) >=
 	    PSYNC_EC_ONE)
 		psync_ec_kick(ec, all);
@@ -193,8 +196,11 @@ psync_ctr_set(struct psync_ctr *c, size_t word)
 static inline bool
 psync_ctr_trylock(struct psync_ctr *c)
 {
-	size_t w = atomic_load_explicit(&c->word, memory_order_relaxed);
+	size_t w;
 
+	CHAOS_POINT();
+	w = atomic_load_explicit(&c->word, memory_order_relaxed);
+	CHAOS_POINT();
 	/* Acquire: pairs with the release store of the last holder. */
 	return !(w & PSYNC_CTR_LOCK) &&
 	       atomic_compare_exchange_strong_explicit(
@@ -215,8 +221,10 @@ psync_ctr_lock(struct psync_ctr *c)
 static inline void
 psync_ctr_unlock_word(struct psync_ctr *c, size_t word)
 {
+	CHAOS_POINT();
 	atomic_store_explicit(&c->word, word & ~PSYNC_CTR_LOCK,
 	                      memory_order_release);
+	CHAOS_POINT();
 	psync_barrier_light();
 	psync_ec_wake(&c->waiters, false);
 }

@@ -1131,8 +1131,18 @@ op_query(const uint8_t *a)
 		want = m != NULL && mp_ended(m);
 		break;
 	default:
+		/* SPEC: NULL is -1 with EINVAL, as for every int function. */
+		if (m == NULL) {
+			int r, e;
+
+			errno = NO_ERRNO;
+			r = polypipe_get_error(p);
+			e = errno;
+			expect(r, e, -1, EINVAL);
+			return;
+		}
 		got = (unsigned)polypipe_get_error(p);
-		want = m == NULL ? 0 : (unsigned)m->error;
+		want = (unsigned)m->error;
 		break;
 	}
 	if (got != want)

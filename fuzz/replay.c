@@ -6,8 +6,11 @@
  * Usage: replay [FILE|DIR]...  A directory stands for the files in it.
  * Without arguments it replays $srcdir/fuzz/corpus (srcdir as set by
  * make check, else the source tree this was built from), since the
- * check program also runs as a test with no arguments.
+ * check program also runs as a test with no arguments.  A chaos build
+ * prints its seed first (common/chaos.h).
  */
+#include "config.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
@@ -15,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include "common/chaos.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -106,6 +111,7 @@ main(int argc, char **argv)
 	char *corpus;
 	int i, rc = 0;
 
+	psync_chaos_announce();
 	if (argc < 2) {
 #ifdef FUZZ_TOP_SRCDIR
 		if (srcdir == NULL)

@@ -173,6 +173,7 @@ ring_grown(size_t size, size_t need, size_t capacity, size_t peak)
 static inline void
 ctr_set(struct psync_ctr *c, size_t count)
 {
+	CHAOS_POINT();
 	psync_ctr_set(c, count << PSYNC_CTR_SHIFT |
 	                     (psync_ctr_word(c) & PSYNC_CTR_LOW));
 }
@@ -410,6 +411,7 @@ pipe_resync(struct pipe *pp)
 		psync_ctr_set(c,
 		              ready ? w & ~PSYNC_CTR_LOW : w | PSYNC_CTR_LOW);
 		pready_flip(r, ready);
+		CHAOS_POINT();
 		changes |= CH(reader) | (ready ? ROSE(reader) : 0);
 	}
 	return changes;
@@ -434,6 +436,7 @@ pipe_unhold(struct pipe *pp)
 {
 	/* Acq_rel: the last reference frees, after every use of the pipe
 	 * by the others (release) is visible (acquire). */
+	CHAOS_POINT();
 	if (atomic_fetch_sub_explicit(&pp->refs, 1, memory_order_acq_rel) == 1)
 		pipe_free(pp);
 }
@@ -484,6 +487,7 @@ pipe_release(struct pipe *pp, bool reader, size_t n)
 	if ((w & PSYNC_CTR_LOW) && n > 0) {
 		/* Lowered: set only after rdy[!reader] was published. */
 		w &= ~PSYNC_CTR_LOW;
+		CHAOS_POINT();
 		pready_flip(pipe_rdy(pp, !reader), true);
 		changes = CH(!reader) | ROSE(!reader);
 	}
@@ -510,6 +514,7 @@ pipe_lower(struct pipe *pp, bool reader)
 	uint32_t f;
 	bool wait;
 
+	CHAOS_POINT();
 	psync_ctr_lock(c);
 	w = psync_ctr_word(c);
 	/* Acquire: the flags and the other count as last published. */
@@ -525,7 +530,9 @@ pipe_lower(struct pipe *pp, bool reader)
 		return;
 	}
 	pready_flip(r, false);
+	CHAOS_POINT();
 	psync_ctr_unlock_word(c, w | PSYNC_CTR_LOW);
+	CHAOS_POINT();
 	pipe_after(pp, CH(reader));
 }
 
@@ -872,8 +879,10 @@ polypipe_set_error(polypipe *p, int err)
 int
 polypipe_get_error(const polypipe *p)
 {
-	if (p == NULL)
-		return 0;
+	if (p == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
 	/* Acquire: pairs with the flag set after the error. */
 	if (!(atomic_load_explicit(&pipe_of(p)->r.flags,
 	                           memory_order_acquire) &

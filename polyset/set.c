@@ -196,6 +196,7 @@ pset_rise(struct pset_member *m)
 	if (!m->held)
 		kick = set_due(set, m);
 	pthread_mutex_unlock(&set->lock);
+	CHAOS_POINT();
 	/* The set outlives the kick: it cannot end this membership
 	 * without the owner lock we hold. */
 	psync_event_kick(&set->sleepers, kick);
@@ -210,6 +211,7 @@ pset_fall(struct pset_member *m)
 	 * set_make_eager's heavy barrier between setting eager and looking
 	 * at the members: either it sees the fall or we see it eager. */
 	psync_barrier_light();
+	CHAOS_POINT();
 	if (!atomic_load_explicit(&set->eager, memory_order_relaxed))
 		return;
 	pthread_mutex_lock(&set->lock);
@@ -461,6 +463,7 @@ polyset_wait(polyset *set, struct polyset_event *evs, size_t max,
 				kick =
 				    psync_event_signal(&set->sleepers, false);
 			pthread_mutex_unlock(&set->lock);
+			CHAOS_POINT();
 			psync_event_kick(&set->sleepers, kick);
 			return (ssize_t)n;
 		}
@@ -483,6 +486,7 @@ polyset_wait(polyset *set, struct polyset_event *evs, size_t max,
 			pthread_mutex_unlock(&set->lock);
 			psync_spin(&set->spin, &set->still, 0, 1, &set->seq,
 			           seq);
+			CHAOS_POINT();
 			pthread_mutex_lock(&set->lock);
 			continue;
 		}
@@ -558,6 +562,7 @@ polyset_wake(polyset *set)
 	    atomic_load_explicit(&set->seq, memory_order_relaxed) + 1,
 	    memory_order_relaxed);
 	pthread_mutex_unlock(&set->lock);
+	CHAOS_POINT();
 	psync_event_kick(&set->sleepers, kick);
 	return 0;
 }
@@ -580,6 +585,7 @@ polyset_close(polyset *set)
 		kind = set_kind(obj);
 		if (!owner_trylock(obj, kind)) {
 			pthread_mutex_unlock(&set->lock);
+			CHAOS_POINT();
 			sched_yield();
 			pthread_mutex_lock(&set->lock);
 			continue;

@@ -110,6 +110,7 @@ client_publish(polyclient *cl, enum client_state state)
 	 * released. */
 	pready_flip(&cl->rdy, true);
 	pready_after(&cl->rdy, false);
+	CHAOS_POINT();
 	psync_event_wake(&cl->decided, true);
 }
 
@@ -137,6 +138,7 @@ client_unlock_unref(polyclient *cl)
 	bool last = --cl->refs == 0;
 
 	pthread_mutex_unlock(&psock_lock);
+	CHAOS_POINT();
 	if (last) {
 		pready_destroy(&cl->rdy);
 		free(cl);
@@ -146,19 +148,24 @@ client_unlock_unref(polyclient *cl)
 void
 client_finish(polyclient *cl)
 {
+	CHAOS_POINT();
 	pthread_mutex_lock(&psock_lock);
 	if (cl->state == CLIENT_DECIDING) {
 		pthread_mutex_unlock(&psock_lock);
+		CHAOS_POINT();
 		/* The server's side belongs to the decider until the client
 		 * sees REFUSED; closing its read end destroys the messages
 		 * the client wrote. */
 		polypipe_set_error(cl->theirs.rd, ECONNREFUSED);
 		polypipe_set_error(cl->theirs.wr, ECONNREFUSED);
+		CHAOS_POINT();
 		polypipe_close(cl->theirs.rd);
 		polypipe_close(cl->theirs.wr);
+		CHAOS_POINT();
 		pthread_mutex_lock(&psock_lock);
 		client_publish(cl, CLIENT_REFUSED);
 	}
+	CHAOS_POINT();
 	if (cl->notify.gen == cl->decided_gen)
 		psync_notify_fire(&cl->notify, &psock_lock, &cl->settle);
 	client_unlock_unref(cl);
@@ -192,6 +199,7 @@ client_connect(polyclient *cl, polyserver *srv)
 		cl->srv = srv;
 	}
 	pthread_mutex_unlock(&psock_lock);
+	CHAOS_POINT();
 	if (fire)
 		server_fire(srv);
 	if (err != 0) {
@@ -208,6 +216,7 @@ polyclient_connect(polyclient *cl, polyserver *srv)
 		errno = EINVAL;
 		return -1;
 	}
+	CHAOS_POINT();
 	pthread_mutex_lock(&psock_lock);
 	return client_connect(cl, srv);
 }
@@ -221,6 +230,7 @@ polyclient_connect_name(polyclient *cl, const char *name)
 		errno = err;
 		return -1;
 	}
+	CHAOS_POINT();
 	pthread_mutex_lock(&psock_lock);
 	return client_connect(cl, registry_find(name));
 }
@@ -318,6 +328,7 @@ polyclient_set_connect_notify(polyclient *cl, polypipe_notify_fn *fn,
 	}
 	pthread_mutex_lock(&psock_lock);
 	psync_notify_set(&cl->notify, fn, arg, &psock_lock, &cl->settle);
+	CHAOS_POINT();
 	if (!client_decided(cl)) {
 		pthread_mutex_unlock(&psock_lock);
 		return 0;
@@ -341,6 +352,7 @@ polyclient_close(polyclient *cl)
 		return;
 	pthread_mutex_lock(&psock_lock);
 	psync_notify_set(&cl->notify, NULL, NULL, &psock_lock, &cl->settle);
+	CHAOS_POINT();
 	state = cl->state;
 	if (state == CLIENT_PENDING)
 		server_withdraw(cl->srv, &cl->attempt);
@@ -355,7 +367,9 @@ polyclient_close(polyclient *cl)
 	 * after we return, so destroy what we wrote ourselves. */
 	if (state == CLIENT_DECIDING)
 		pipe_discard(mine.wr);
+	CHAOS_POINT();
 	polypipe_close(mine.wr);
+	CHAOS_POINT();
 	polypipe_close(theirs.rd); /* destroys what we wrote */
 	polypipe_close(mine.rd);
 	polypipe_close(theirs.wr);

@@ -43,6 +43,7 @@ registry_add(polyserver *srv, const char *name)
 	size_t size = strlen(name) + 1;
 	struct binding *b;
 
+	CHAOS_POINT();
 	if (registry_find(name) != NULL)
 		return EADDRINUSE;
 	b = psync_malloc(sizeof *b + size);
@@ -60,6 +61,7 @@ registry_find(const char *name)
 {
 	const struct binding *b;
 
+	CHAOS_POINT();
 	for (b = bindings; b != NULL; b = b->next)
 		if (strcmp(b->name, name) == 0)
 			return b->srv;
@@ -71,6 +73,7 @@ registry_remove(const polyserver *srv)
 {
 	struct binding **bp, *b;
 
+	CHAOS_POINT();
 	for (bp = &bindings; (b = *bp) != NULL; bp = &b->next) {
 		if (b->srv == srv) {
 			*bp = b->next;

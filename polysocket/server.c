@@ -77,6 +77,7 @@ server_unlock_unref(polyserver *srv)
 	bool last = --srv->refs == 0;
 
 	pthread_mutex_unlock(&psock_lock);
+	CHAOS_POINT();
 	if (last) {
 		pready_destroy(&srv->rdy);
 		free(srv);
@@ -87,6 +88,7 @@ int
 server_enqueue(polyserver *srv, struct attempt *a, bool *fire)
 {
 	*fire = false;
+	CHAOS_POINT();
 	if (srv->shut || srv->refusing)
 		return ECONNREFUSED;
 	if (srv->pending >= srv->backlog)
@@ -103,6 +105,7 @@ server_enqueue(polyserver *srv, struct attempt *a, bool *fire)
 		srv->refs++;
 		*fire = true;
 	}
+	CHAOS_POINT();
 	psync_event_wake(&srv->accepters, false);
 	return 0;
 }
@@ -110,14 +113,17 @@ server_enqueue(polyserver *srv, struct attempt *a, bool *fire)
 void
 server_fire(polyserver *srv)
 {
+	CHAOS_POINT();
 	pthread_mutex_lock(&psock_lock);
 	psync_notify_fire(&srv->notify, &psock_lock, &srv->settle);
+	CHAOS_POINT();
 	server_unlock_unref(srv);
 }
 
 void
 server_withdraw(polyserver *srv, struct attempt *a)
 {
+	CHAOS_POINT();
 	if (a->prev != NULL)
 		a->prev->next = a->next;
 	else
@@ -160,6 +166,7 @@ server_finish_all(struct attempt *list)
 
 	for (a = list; a != NULL; a = next) {
 		next = a->next; /* a lives in a client that may now go */
+		CHAOS_POINT();
 		client_finish(a->cl);
 	}
 }
@@ -193,6 +200,7 @@ polyserver_accept_many(polyserver *srv, polyendpoint *eps, size_t max,
 		errno = EINVAL;
 		return -1;
 	}
+	CHAOS_POINT();
 	pthread_mutex_lock(&psock_lock);
 	srv->refusing = false;
 	for (;;) {
@@ -217,7 +225,9 @@ polyserver_accept_many(polyserver *srv, polyendpoint *eps, size_t max,
 	list = server_take(srv, n);
 	for (i = 0, a = list; i < n; i++, a = a->next)
 		client_accept(a->cl, &eps[i]);
+	CHAOS_POINT();
 	pthread_mutex_unlock(&psock_lock);
+	CHAOS_POINT();
 	server_finish_all(list);
 	return (ssize_t)n;
 }
@@ -262,6 +272,7 @@ polyserver_refuse(polyserver *srv)
 	srv->refusing = true;
 	list = server_refuse_all(srv, &n);
 	pthread_mutex_unlock(&psock_lock);
+	CHAOS_POINT();
 	server_finish_all(list);
 	return n > INT_MAX ? INT_MAX : (int)n;
 }
@@ -318,6 +329,7 @@ polyserver_bind(polyserver *srv, const char *name)
 		errno = err;
 		return -1;
 	}
+	CHAOS_POINT();
 	pthread_mutex_lock(&psock_lock);
 	if (srv->named)
 		err = EINVAL;
@@ -360,6 +372,7 @@ polyserver_shutdown(polyserver *srv)
 	psync_event_wake(&srv->accepters, true);
 	srv->refs++;
 	pthread_mutex_unlock(&psock_lock);
+	CHAOS_POINT();
 	server_finish_all(list);
 	server_fire(srv);
 	return 0;
@@ -375,7 +388,9 @@ polyserver_close(polyserver *srv)
 	pthread_mutex_lock(&psock_lock);
 	psync_notify_set(&srv->notify, NULL, NULL, &psock_lock, &srv->settle);
 	pthread_mutex_unlock(&psock_lock);
+	CHAOS_POINT();
 	polyserver_shutdown(srv);
+	CHAOS_POINT();
 	pthread_mutex_lock(&psock_lock);
 	if (srv->rdy.member.set != NULL)
 		pset_detach(&srv->rdy);

@@ -183,16 +183,17 @@ cd "$tmp"
 sh "$srcdir/tests/exports.sh" "$libdir/libpolysocket.so"
 
 n=0
-for page in "$mandir"/man3/poly*.3 "$mandir"/man3/POLYPIPE_TYPED.3 \
-	"$mandir"/man7/poly*.7; do
-	if command -v mandoc >/dev/null 2>&1; then
-		(cd "$mandir" && mandoc -Tascii "$page") >/dev/null
-	elif command -v man >/dev/null 2>&1; then
-		man -l "$page" >/dev/null
-	else
-		echo "# neither mandoc nor man: pages not rendered"
-		break
-	fi
-	n=$((n + 1))
-done
-echo "ok: $n installed man pages render"
+if command -v mandoc >/dev/null 2>&1 || command -v man >/dev/null 2>&1; then
+	for page in "$mandir"/man3/poly*.3 "$mandir"/man3/POLYPIPE_TYPED.3 \
+		"$mandir"/man7/poly*.7; do
+		if command -v mandoc >/dev/null 2>&1; then
+			(cd "$mandir" && mandoc -Tascii "$page") >/dev/null
+		else
+			man -l "$page" >/dev/null
+		fi
+		n=$((n + 1))
+	done
+	echo "ok: $n installed man pages render"
+else
+	echo "SKIP: installed man pages not rendered: neither mandoc nor man"
+fi

@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -93,6 +94,31 @@ new_tcase(Suite *s, const char *name, int timeout_s)
 	suite_add_tcase(s, tc);
 	return tc;
 }
+
+/*
+ * A test that cannot run here is not added to its suite, so that Check
+ * neither runs it nor counts it as passed: tcase_add_test_unless(tc, t,
+ * why) adds t if why is NULL, else prints "SKIP: t: why" on stderr and
+ * counts it in test_skips; the runner (check_main.c) then exits 77 once
+ * every other test passed, automake's "skipped".
+ */
+extern int test_skips;
+
+static inline void
+test_skip(const char *name, const char *why)
+{
+	fprintf(stderr, "SKIP: %s: %s\n", name, why);
+	test_skips++;
+}
+
+#define tcase_add_test_unless(tc, tf, why)                                    \
+	do {                                                                  \
+		const char *why_ = (why);                                     \
+		if (why_ == NULL)                                             \
+			tcase_add_test(tc, tf);                               \
+		else                                                          \
+			test_skip(#tf, why_);                                 \
+	} while (0)
 
 /* A message value that is not a real pointer: (void *)(uintptr_t)n. */
 #define MSG(n) ((void *)(uintptr_t)(n))

@@ -213,7 +213,11 @@ POLYSOCKET_EXPORT int polypipe_set_destructor(polypipe *p,
  */
 POLYSOCKET_EXPORT int polypipe_set_error(polypipe *p, int err);
 
-/* polypipe_get_error: the stored error, or 0 (none, or NULL). */
+/*
+ * polypipe_get_error: the stored error, or 0 if none is set (closing an
+ * end is not an error).  Never blocks.  Errors: EINVAL (NULL), returning
+ * -1, as every function that returns int.
+ */
 POLYSOCKET_EXPORT int polypipe_get_error(const polypipe *p);
 
 /*
