@@ -677,6 +677,10 @@ fast_path_unwatchable(void)
 
 	if (preload != NULL && strstr(preload, "vgpreload") != NULL)
 		return "under valgrind, which makes system calls of its own";
+	/* check_main.c puts the seed there in a chaos build. */
+	if (getenv("POLYSOCKET_CHAOS_SEED") != NULL)
+		return "in a chaos build, whose preemption points yield and "
+		       "sleep";
 	pid = fork();
 	if (pid < 0)
 		return "fork failed";

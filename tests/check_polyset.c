@@ -2410,6 +2410,14 @@ START_TEST(test_polyset_fast_path_no_syscall)
 		polyset_close(set);
 		return;
 	}
+	/* check_main.c puts the seed there in a chaos build, whose points
+	 * yield and sleep. */
+	if (getenv("POLYSOCKET_CHAOS_SEED") != NULL) {
+		fprintf(stderr, "test_polyset_fast_path_no_syscall: skipped "
+		                "in a chaos build\n");
+		polyset_close(set);
+		return;
+	}
 	pipe_new(1, &rd, &wr);
 	pipe_new(4, &rd2, &wr2);
 	label(rd, "rd");
