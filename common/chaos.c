@@ -5,10 +5,14 @@
  * its points do nothing, or one where one point in 4, 16 or 64 acts.
  * Quiet phases let a thread run a protocol through at full speed against
  * another that is being held up, which is how most races are lost; busy
- * ones hold up many steps.  A point that acts spins for up to about 1000
- * pauses (half of them), yields the CPU (a quarter) or sleeps (a
- * quarter): 1 to 30 microseconds, or one time in 8 up to 300, about as
- * long as a woken thread may take to run on a virtual machine.
+ * ones hold up many steps.  A point that this thread has reached often
+ * acts less often, down to 64 times less: the steps every message takes
+ * would otherwise slow the messages a hundredfold, and with them the
+ * rarer steps (a sleep, a wake-up, a connection's decision) where most
+ * windows are.  A point that acts spins for up to about 1000 pauses (half
+ * of them), yields the CPU (a quarter) or sleeps (a quarter): 1 to 30
+ * microseconds, or one time in 8 up to 300, about as long as a woken
+ * thread may take to run on a virtual machine.
  */
 #include "config.h"
 
@@ -17,6 +21,7 @@
 #ifdef PSYNC_CHAOS
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -113,24 +118,29 @@ chaos_relax(void)
 }
 
 void
-psync_chaos_point(void)
+psync_chaos_point(unsigned *hits)
 {
 	struct chaos_thread *t = &chaos_self;
 	int saved = errno; /* a point may sit between a call and its errno */
 	struct timespec ts;
 	uint64_t r;
-	unsigned n;
+	unsigned n, shift;
 
 	if (!t->started)
 		chaos_start(t);
 	if (t->left-- == 0)
 		chaos_phase(t);
 	r = chaos_next(&t->rng);
-	if (t->quiet || (r & t->mask) != 0) {
+	/* Reached 2^k times: acts 2^(k/2) times less often, at most 64. */
+	n = *hits < UINT_MAX ? ++*hits : *hits;
+	shift = (32 - (unsigned)__builtin_clz(n)) / 2;
+	if (shift > 6)
+		shift = 6;
+	if (t->quiet || (r & (((t->mask + 1) << shift) - 1)) != 0) {
 		errno = saved;
 		return;
 	}
-	r >>= 8;
+	r = chaos_next(&t->rng); /* the bits above were mostly zeros */
 	switch (r % 4) {
 	case 0:
 	case 1:

@@ -36,9 +36,16 @@
 #include <time.h>
 #include <unistd.h>
 
-void psync_chaos_point(void);
+void psync_chaos_point(unsigned *hits);
 
-#define CHAOS_POINT() psync_chaos_point()
+/* Each point counts, per thread, how often it was reached: the more, the
+ * less often it acts (chaos.c).  A static in a static inline function is
+ * one per translation unit, which is all this needs. */
+#define CHAOS_POINT()                                                         \
+	do {                                                                  \
+		static _Thread_local unsigned psync_chaos_hits_;              \
+		psync_chaos_point(&psync_chaos_hits_);                        \
+	} while (0)
 
 /* A fresh seed, from getrandom(2) or else the clock and the pid. */
 static inline uint64_t
