@@ -86,9 +86,9 @@ void pready_destroy(struct pready *r);
 
 /*
  * pready_flip: the readiness becomes up (owner lock held), which must
- * differ from what it was.  Moves the set membership, waking a thread
- * asleep on the set if it is the first member ready.  The caller then
- * calls pready_after once the owner lock is released.
+ * differ from what it was.  Tells the set, if any (pset_rise, pset_fall),
+ * which wakes a thread asleep on it for a member that became due.  The
+ * caller then calls pready_after once the owner lock is released.
  */
 void pready_flip(struct pready *r, bool up);
 

@@ -2,10 +2,12 @@
  * set.c - polyset: one wait for many pipe ends, servers and clients.
  *
  * A set keeps its ready members in a list, in the order in which they
- * became ready: the ready order.  A member's readiness moves it in and
- * out of that list as it flips (pset_rise, pset_fall, called by
- * pready_flip under the member's owner lock), so a wait only takes from
- * the head of the list and never looks at a member that is not ready.
+ * became ready: the ready order.  A member's readiness moves it into that
+ * list as it rises (pset_rise, called by pready_flip under the member's
+ * owner lock), so a wait only takes from the head of the list and never
+ * visits an idle member.  A fall takes it out at once in a set with a
+ * descriptor; otherwise it stays until a wait comes to it and drops it
+ * (pset_fall), or until it rises again and takes a new turn.
  * A member reported and still ready goes back to the tail; a ONESHOT one
  * is held out of the list until polyset_modify re-arms it.
  *
