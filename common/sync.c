@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <linux/membarrier.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
@@ -126,24 +127,69 @@ spin_useful(void)
 	return n > 1;
 }
 
+/*
+ * A waiter that does not spin, or whose spin found nothing, yields its
+ * CPU once before it sleeps: a peer runnable on the same CPU (the likely
+ * reason the spin failed) runs at once, and finds no sleeper to wake, so
+ * a hand-off between two threads sharing a CPU costs one system call
+ * rather than a sleep and a wake-up.  Once, so an idle wait still uses
+ * no CPU.
+ */
+static void
+spin_yield(void)
+{
+	sched_yield();
+}
+
+/* This thread's record of its spins, which decides for objects that
+ * have not spun yet (sync.h). */
+static _Thread_local struct psync_spin spin_thread;
+
+/* A spin's outcome, into s's counters. */
+static void
+spin_record(struct psync_spin *s, bool changed)
+{
+	uint8_t backoff;
+
+	if (changed) {
+		atomic_store_explicit(&s->backoff, 0, memory_order_relaxed);
+		return;
+	}
+	backoff = atomic_load_explicit(&s->backoff, memory_order_relaxed);
+	backoff = backoff == 0                     ? 1
+	          : backoff > SPIN_BACKOFF_MAX / 2 ? SPIN_BACKOFF_MAX
+	                                           : backoff * 2 + 1;
+	atomic_store_explicit(&s->backoff, backoff, memory_order_relaxed);
+	atomic_store_explicit(&s->skip, backoff, memory_order_relaxed);
+}
+
 void
 psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
            size_t delta, const _Atomic uint32_t *b, uint32_t b0)
 {
-	uint8_t skip, backoff, lone;
+	/* Who decides whether to spin: s, or this thread for an s that
+	 * never spun.  Relaxed: hints, as all of these counters. */
+	struct psync_spin *d =
+	    atomic_load_explicit(&s->tried, memory_order_relaxed)
+	        ? s
+	        : &spin_thread;
+	uint8_t skip, lone;
 	int64_t until, now, quiet = 0; /* quiet: since when nothing moved */
 	bool changed = false;
 	size_t moved, last = 0;
 	unsigned i, k;
 
-	skip = atomic_load_explicit(&s->skip, memory_order_relaxed);
+	skip = atomic_load_explicit(&d->skip, memory_order_relaxed);
 	if (skip > 0) {
-		atomic_store_explicit(&s->skip, skip - 1,
+		atomic_store_explicit(&d->skip, skip - 1,
 		                      memory_order_relaxed);
+		spin_yield();
 		return;
 	}
-	if (!spin_useful())
+	if (!spin_useful()) {
+		spin_yield(); /* the peer can only be on this CPU */
 		return;
+	}
 	lone = atomic_load_explicit(&s->lone, memory_order_relaxed);
 	if (lone > 0) {
 		atomic_store_explicit(&s->lone, lone - 1,
@@ -197,16 +243,11 @@ psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
 	 * the same CPU, and spinning there only delays the peer. */
 	if (changed && clock_ns() > until)
 		changed = false;
-	if (changed) {
-		atomic_store_explicit(&s->backoff, 0, memory_order_relaxed);
-		return;
-	}
-	backoff = atomic_load_explicit(&s->backoff, memory_order_relaxed);
-	backoff = backoff == 0                     ? 1
-	          : backoff > SPIN_BACKOFF_MAX / 2 ? SPIN_BACKOFF_MAX
-	                                           : backoff * 2 + 1;
-	atomic_store_explicit(&s->backoff, backoff, memory_order_relaxed);
-	atomic_store_explicit(&s->skip, backoff, memory_order_relaxed);
+	atomic_store_explicit(&s->tried, 1, memory_order_relaxed);
+	spin_record(s, changed);
+	spin_record(&spin_thread, changed);
+	if (!changed)
+		spin_yield();
 }
 
 _Atomic int psync_asym;

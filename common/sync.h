@@ -248,11 +248,25 @@ psync_ctr_unlock(struct psync_ctr *c)
  * CPU) makes the next waits skip spinning, twice as many each time it
  * fails again, up to 255.  The counters are hints: racing updates are
  * harmless.
+ *
+ * An object that has not spun yet has no history: a connection's pipes
+ * and its attempt are new at every connection.  Its first spins follow
+ * the calling thread's record instead (each thread keeps one, updated by
+ * every spin it makes), so that a thread whose peer shares its CPU does
+ * not spend a whole window on each new connection's first wait.
+ *
+ * A wait that skips spinning, or whose spin ends without a change, yields
+ * the CPU once (sched_yield) before the caller re-checks and sleeps: a
+ * peer runnable on the same CPU then runs at once and finds no sleeper
+ * to wake, so a hand-off between two threads that share a CPU costs one
+ * system call instead of a sleep and a wake-up.  An idle wait still
+ * sleeps after that one call.
  */
 struct psync_spin {
 	_Atomic uint8_t skip;
 	_Atomic uint8_t backoff;
-	_Atomic uint8_t lone; /* spins left that wait for one only */
+	_Atomic uint8_t lone;  /* spins left that wait for one only */
+	_Atomic uint8_t tried; /* has spun: its own counters decide */
 };
 
 void psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
