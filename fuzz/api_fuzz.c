@@ -7,18 +7,24 @@
  * a[1] % 8 picks a mode: 0-4 a valid call, 5 a NULL handle, 6 a NULL
  * pointer argument, 7 a bad timeout (-2) or, where there is no timeout,
  * another argument error; a[2] and a[3] are values (capacity, message,
- * count, name, ...).  fuzz/make-corpus.py writes inputs in this format.
+ * count, name, ...).  A few set calls give modes 3 and 4 a meaning of
+ * their own (op_set_wait, do_member).  fuzz/make-corpus.py writes inputs
+ * in this format.
  *
- * Objects: 3 free-standing pipes, 2 servers, 3 clients and up to 4
- * endpoints accepted by the servers.  Each call goes to the library and to
- * the model; any difference in the return value, errno, a message read,
- * the readiness of a descriptor handed out, the number of notifier or
- * destructor calls (and the destructor's values), or what the getters
- * report aborts with the call and both answers.  One thread, timeouts 0:
- * notifiers run in the calling thread and nothing races, so the model's
- * answers are exact.  The notifiers also check from inside their call
- * that what they announce shows (SPEC.md: polyclient_endpoint succeeds
- * inside a connect notifier), and some remove themselves from inside.
+ * Objects: 3 free-standing pipes, 2 servers, 3 clients, up to 4
+ * endpoints accepted by the servers, and 2 polysets whose members are any
+ * of the pipe ends, servers and clients.  Each call goes to the library
+ * and to the model; any difference in the return value, errno, a message
+ * read, the events a set reports and their order, the readiness of a
+ * descriptor handed out, the number of notifier or destructor calls (and
+ * the destructor's values), or what the getters report aborts with the
+ * call and both answers.  One thread, timeouts 0 (or long enough only
+ * where the model says the call returns at once): notifiers run in the
+ * calling thread and nothing races, so the model's answers are exact.
+ * The notifiers also check from inside their call that what they
+ * announce shows (SPEC.md: polyclient_endpoint succeeds inside a connect
+ * notifier), some remove themselves from inside, and some call
+ * polyset_wake.
  *
  * Calling anything on a closed handle is undefined, so the harness
  * tracks what is open and skips calls on anything else.  At the end of
@@ -38,7 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <polysocket/polysocket.h>
+#include <polysocket/polyset.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -48,10 +54,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define NSRV 2
 #define NCLI 3
 #define NEP 4 /* endpoints accepted and held by the harness */
+#define NSET 2
 /* Model pipes alive at once: each client has two, and the accepted
  * endpoints keep theirs after the client is closed. */
 #define NPOOL (NSPIPE + 2 * (NCLI + NEP))
 #define NHANDLE (2 * (NSPIPE + NCLI + NEP))
+/* What a set op's a[2] names: a pipe end handle, a server or a client. */
+#define NTARGET (NHANDLE + NSRV + NCLI)
 #define QMAX 2048 /* model ring size: more than can ever be written */
 #define NNAMES 6
 #define NO_ERRNO 12345 /* errno before each call: failures must set it */
@@ -91,6 +100,14 @@ enum op {
 	OP_CONNECT_FD,
 	OP_CONNECT_NOTIFY,
 	OP_EP_CLOSE,
+	OP_SET_CREATE,
+	OP_SET_CLOSE,
+	OP_SET_ADD,
+	OP_SET_MODIFY,
+	OP_SET_REMOVE,
+	OP_SET_WAIT,
+	OP_SET_FD,
+	OP_SET_WAKE,
 	NOPS
 };
 
@@ -113,6 +130,7 @@ struct mpipe {
 	int dtor;          /* destructor argument id, or -1: none */
 	bool notify[2];    /* a counting notifier is set on the end */
 	bool once[2];      /* it removes itself from inside its call */
+	bool wake[2];      /* it calls polyset_wake(set0) from inside */
 	polypipe *endp[2]; /* the end it was set on */
 	unsigned calls[2]; /* notifier calls made by the library */
 	unsigned want[2];  /* notifier calls the model expects */
@@ -158,6 +176,30 @@ static struct {
 	int c2s, s2c;
 } eps[NEP];               /* slot free while both ends are NULL */
 static int name_owner[3]; /* server bound to each valid name, or -1 */
+
+/* A membership, kept on the object's side: every pipe end, server and
+ * client may belong to one set.  The set's ready order is that of the
+ * due members by tick; members that became due in the same call share a
+ * tick, and SPEC.md leaves their order to the library. */
+struct mmember {
+	int set;            /* in sets[], or -1: none */
+	void *obj;          /* as given to polyset_add */
+	int target;         /* a[2] that named it, for messages */
+	int data;           /* the data pointer's value */
+	bool oneshot;       /* POLYSET_ONESHOT */
+	bool armed;         /* false: reported as oneshot, not re-armed */
+	bool due;           /* armed and ready: in the ready order */
+	unsigned long tick; /* when it joined the ready order */
+};
+static struct mmember mem_pipe[NPOOL][2], mem_srv[NSRV], mem_cli[NCLI];
+static struct {
+	polyset *h; /* NULL: slot free */
+	bool wake;  /* a polyset_wake is pending */
+	int fd;     /* descriptor handed out, or -1 */
+} sets[NSET];
+/* Advances once per call, and once per member a wait sends to the back
+ * of the ready order. */
+static unsigned long tick_now;
 
 /* Destructor calls, each arg id * 256 + message, compared as multisets
  * after every call: SPEC.md fixes which messages, not their order. */
@@ -273,6 +315,10 @@ pipe_notified(struct mpipe *m, int side)
 		fail("removing a notifier from inside it failed");
 	if (side == RD && polypipe_length(p) == 0 && !polypipe_eof(p))
 		fail("read notifier called while a read would wait");
+	/* SPEC.md: polyset_wake is callable from a notifier callback. */
+	if (m->wake[side] && sets[0].h != NULL && polyset_wake(sets[0].h) != 0)
+		fail("polyset_wake from inside a notifier failed: %s",
+		     strerror(errno));
 	if (m->fd[side] >= 0 && !fd_readable(m->fd[side]))
 		fail("%s notifier called while its descriptor is not "
 		     "readable",
@@ -379,6 +425,7 @@ pool_new(size_t cap)
 		m->closed[RD] = m->closed[WR] = false;
 		m->notify[RD] = m->notify[WR] = false;
 		m->once[RD] = m->once[WR] = false;
+		m->wake[RD] = m->wake[WR] = false;
 		m->calls[RD] = m->calls[WR] = 0;
 		m->want[RD] = m->want[WR] = 0;
 		m->fd[RD] = m->fd[WR] = -1;
@@ -459,8 +506,17 @@ mp_set_error(struct mpipe *m, int err)
 		m->error = err; /* the first error wins */
 }
 
-/* Closes an end: its own notifier goes first; the read end hands the
- * buffer to the destructor, the write end ends the stream. */
+static void
+member_clear(struct mmember *mb)
+{
+	mb->set = -1;
+	mb->obj = NULL;
+	mb->due = false;
+}
+
+/* Closes an end: its own notifier and its set membership go first; the
+ * read end hands the buffer to the destructor, the write end ends the
+ * stream. */
 static void
 mp_close(int i, int side)
 {
@@ -469,6 +525,7 @@ mp_close(int i, int side)
 
 	if (!m->used || m->closed[side])
 		fail("model: pipe %d end %d closed twice", i, side);
+	member_clear(&mem_pipe[i][side]);
 	m->notify[side] = false;
 	m->fd[side] = -1;
 	m->closed[side] = true;
@@ -518,10 +575,15 @@ model_edges(void)
 
 	for (i = 0; i < NPOOL; i++) {
 		m = &pool[i];
-		for (side = RD; m->used && side <= WR; side++)
-			if (!snap[i][side] && mp_ready(m, side))
-				model_fire(&m->want[side], &m->notify[side],
-				           m->once[side]);
+		for (side = RD; m->used && side <= WR; side++) {
+			if (snap[i][side] || !mp_ready(m, side))
+				continue;
+			if (m->notify[side] && m->wake[side] &&
+			    sets[0].h != NULL)
+				sets[0].wake = true;
+			model_fire(&m->want[side], &m->notify[side],
+			           m->once[side]);
+		}
 	}
 }
 
@@ -694,6 +756,9 @@ known_fd(int fd)
 			return true;
 	for (i = 0; i < NCLI; i++)
 		if (clients[i].fd == fd)
+			return true;
+	for (i = 0; i < NSET; i++)
+		if (sets[i].fd == fd)
 			return true;
 	return false;
 }
@@ -1105,13 +1170,14 @@ op_pipe_fd(const uint8_t *a)
 
 /* polypipe_set_read_notify (a[2] even) or _write_notify (odd); a[2] & 2
  * sets the counting notifier, else removes it; a[2] & 4 makes it remove
- * itself from inside its first call. */
+ * itself from inside its first call; a[2] & 8 makes it call
+ * polyset_wake(set0) from inside each call. */
 static void
 op_pipe_notify(const uint8_t *a)
 {
 	int h = a[0] % NHANDLE, side = a[2] % 2, r, e;
 	const char *fn = side == RD ? "read" : "write";
-	bool set = a[2] & 2, once = a[2] & 4;
+	bool set = a[2] & 2, once = a[2] & 4, wake = a[2] & 8;
 	struct mpipe *m;
 	struct hnd hd;
 
@@ -1128,13 +1194,15 @@ op_pipe_notify(const uint8_t *a)
 	if (!handle_get(h, &hd))
 		return;
 	m = &pool[hd.pipe];
-	describe("polypipe_set_%s_notify(%s, %s)", fn, hname(h),
+	describe("polypipe_set_%s_notify(%s, %s%s)", fn, hname(h),
 	         !set   ? "NULL"
 	         : once ? "once"
-	                : "count");
+	                : "count",
+	         set && wake ? ", wakes set0" : "");
 	if (hd.side == side) {
 		m->endp[side] = hd.p; /* for the callback's own checks */
 		m->once[side] = once;
+		m->wake[side] = wake;
 	}
 	errno = NO_ERRNO;
 	if (side == RD)
@@ -1241,6 +1309,7 @@ op_srv_close(const uint8_t *a)
 	describe("polyserver_close(srv%d)", srv_index(v));
 	polyserver_close(v->h);
 	v->notify = false; /* removed first: close never calls it */
+	member_clear(&mem_srv[srv_index(v)]);
 	model_shutdown(v);
 	v->h = NULL;
 	v->fd = -1;
@@ -1601,6 +1670,7 @@ op_cli_close(const uint8_t *a)
 	describe("polyclient_close(client%d)", cli_index(c));
 	polyclient_close(c->h);
 	c->notify = false;
+	member_clear(&mem_cli[cli_index(c)]);
 	theirs = c->state == IDLE || c->state == PENDING;
 	if (c->state == PENDING) {
 		v = &servers[c->srv];
@@ -1824,6 +1894,482 @@ op_ep_close(const uint8_t *a)
 		mp_close(eps[k].s2c, WR);
 }
 
+/* --- set calls ----------------------------------------------------------- */
+
+/* What a set op's a[2] names: a pipe end, a server or a client, with its
+ * membership and its readiness as SPEC.md words it (that of its
+ * descriptor).  False if that object is not open. */
+struct target {
+	void *obj;
+	struct mmember *mb;
+	bool ready;
+};
+
+static bool
+target_get(int t, struct target *o)
+{
+	struct hnd hd;
+	struct msrv *v;
+	struct mcli *c;
+
+	if (t < NHANDLE) {
+		if (!handle_get(t, &hd))
+			return false;
+		o->obj = hd.p;
+		o->mb = &mem_pipe[hd.pipe][hd.side];
+		o->ready = mp_ready(&pool[hd.pipe], hd.side);
+	} else if (t < NHANDLE + NSRV) {
+		v = &servers[t - NHANDLE];
+		if (v->h == NULL)
+			return false;
+		o->obj = v->h;
+		o->mb = &mem_srv[t - NHANDLE];
+		o->ready = v->nq > 0 || v->shut;
+	} else {
+		c = &clients[t - NHANDLE - NSRV];
+		if (c->h == NULL)
+			return false;
+		o->obj = c->h;
+		o->mb = &mem_cli[t - NHANDLE - NSRV];
+		o->ready = c->state == ACCEPTED || c->state == REFUSED;
+	}
+	return true;
+}
+
+static const char *
+tname(int t)
+{
+	static char buf[32];
+
+	if (t < NHANDLE)
+		return hname(t);
+	if (t < NHANDLE + NSRV)
+		snprintf(buf, sizeof buf, "srv%d", t - NHANDLE);
+	else
+		snprintf(buf, sizeof buf, "client%d", t - NHANDLE - NSRV);
+	return buf;
+}
+
+/* Every membership, for the loops over a set's members. */
+static struct mmember *
+member_at(int i)
+{
+	if (i < 2 * NPOOL)
+		return &mem_pipe[i / 2][i % 2];
+	if ((i -= 2 * NPOOL) < NSRV)
+		return &mem_srv[i];
+	return &mem_cli[i - NSRV];
+}
+#define NMEMBER (2 * NPOOL + NSRV + NCLI)
+
+/* Keeps every membership in step with its object after a call: an armed
+ * member joins the ready order when it becomes ready (at this call's
+ * tick), keeps its place while it stays ready, and leaves when it stops
+ * being ready.  A oneshot member that was reported stays out until
+ * polyset_modify re-arms it. */
+static void
+member_update(struct mmember *mb, bool ready)
+{
+	if (mb->set < 0 || !mb->armed) {
+		mb->due = false;
+		return;
+	}
+	if (ready && !mb->due)
+		mb->tick = tick_now;
+	mb->due = ready;
+}
+
+static void
+model_sets_update(void)
+{
+	int i, side;
+
+	for (i = 0; i < NPOOL; i++)
+		for (side = RD; pool[i].used && side <= WR; side++)
+			member_update(&mem_pipe[i][side],
+			              mp_ready(&pool[i], side));
+	for (i = 0; i < NSRV; i++)
+		if (servers[i].h != NULL)
+			member_update(&mem_srv[i],
+			              servers[i].nq > 0 || servers[i].shut);
+	for (i = 0; i < NCLI; i++)
+		if (clients[i].h != NULL)
+			member_update(&mem_cli[i],
+			              clients[i].state == ACCEPTED ||
+			                  clients[i].state == REFUSED);
+}
+
+static int
+set_ndue(int s)
+{
+	int i, n = 0;
+
+	for (i = 0; i < NMEMBER; i++)
+		n += member_at(i)->set == s && member_at(i)->due;
+	return n;
+}
+
+/* SPEC.md: polyset_fd is readable exactly while polyset_wait(..., 0)
+ * would not fail with EAGAIN. */
+static bool
+set_ready(int s)
+{
+	return sets[s].wake || set_ndue(s) > 0;
+}
+
+/* For describe(): "setN", or "NULL" for -1. */
+static const char *
+setname(int s)
+{
+	static const char *const names[NSET] = { "set0", "set1" };
+
+	return s < 0 ? "NULL" : names[s];
+}
+
+/* The set a[0] picks, or -1 if its slot is free. */
+static int
+set_get(const uint8_t *a)
+{
+	int s = a[0] % NSET;
+
+	return sets[s].h == NULL ? -1 : s;
+}
+
+static void
+op_set_create(const uint8_t *a)
+{
+	int s = a[0] % NSET;
+
+	if (sets[s].h != NULL)
+		return;
+	describe("set%d = polyset_create()", s);
+	sets[s].h = polyset_create();
+	if (sets[s].h == NULL)
+		fail("polyset_create failed: %s", strerror(errno));
+	sets[s].wake = false;
+	sets[s].fd = -1;
+}
+
+/* SPEC.md: closing a set ends every membership; the members stay open. */
+static void
+op_set_close(const uint8_t *a)
+{
+	int s = set_get(a), i;
+
+	if (a[1] % 8 == M_BAD_ARG) {
+		describe("polyset_close(NULL)");
+		polyset_close(NULL);
+		return;
+	}
+	if (s < 0)
+		return;
+	describe("polyset_close(set%d)", s);
+	polyset_close(sets[s].h);
+	sets[s].h = NULL;
+	sets[s].fd = -1;
+	for (i = 0; i < NMEMBER; i++)
+		if (member_at(i)->set == s)
+			member_clear(member_at(i));
+}
+
+enum set_call { SET_ADD, SET_MODIFY, SET_REMOVE };
+
+/* Stands for an object that is none of the library's handles: polyset.h
+ * promises ENOTSOCK for it, and the library reads its first word. */
+static uint32_t not_a_handle[4];
+
+/* polyset_add, _modify or _remove of target a[2] % NTARGET in set a[0],
+ * flags POLYSET_ONESHOT if a[3] & 1, data a[3].  Modes: 4 an object that
+ * is not a handle, NULL set, NULL object, unknown flags (add and
+ * modify). */
+static void
+do_member(const uint8_t *a, enum set_call call)
+{
+	static const char *const fn[] = { "add", "modify", "remove" };
+	int s = set_get(a), mode = a[1] % 8, t = a[2] % NTARGET, werr = 0;
+	unsigned flags = a[3] & 1 ? POLYSET_ONESHOT : 0;
+	struct target tg;
+	struct mmember *mb;
+	int r, e;
+
+	if (mode == M_BAD_ARG && call != SET_REMOVE)
+		flags |= 2u << (a[3] % 31); /* no such flag */
+	if (mode == M_NULL_HANDLE)
+		s = -1;
+	else if (s < 0)
+		return;
+	if (!target_get(t, &tg))
+		return;
+	if (mode == M_NULL_ARG)
+		tg.obj = NULL;
+	else if (mode == 4)
+		tg.obj = (void *)not_a_handle;
+	if (call == SET_REMOVE)
+		describe("polyset_remove(%s, %s)", setname(s),
+		         tg.obj == NULL ? "NULL"
+		         : mode == 4    ? "not_a_handle"
+		                        : tname(t));
+	else
+		describe("polyset_%s(%s, %s, %#x, %d)", fn[call], setname(s),
+		         tg.obj == NULL ? "NULL"
+		         : mode == 4    ? "not_a_handle"
+		                        : tname(t),
+		         flags, a[3]);
+	errno = NO_ERRNO;
+	switch (call) {
+	case SET_ADD:
+		r = polyset_add(s < 0 ? NULL : sets[s].h, tg.obj, flags,
+		                msg_ptr(a[3]));
+		break;
+	case SET_MODIFY:
+		r = polyset_modify(s < 0 ? NULL : sets[s].h, tg.obj, flags,
+		                   msg_ptr(a[3]));
+		break;
+	default:
+		r = polyset_remove(s < 0 ? NULL : sets[s].h, tg.obj);
+		break;
+	}
+	e = errno;
+	mb = tg.mb;
+	/* Arguments first, then membership. */
+	if (s < 0 || tg.obj == NULL || (flags & ~POLYSET_ONESHOT) != 0)
+		werr = EINVAL;
+	else if (mode == 4)
+		werr = ENOTSOCK;
+	else if (call == SET_ADD && mb->set == s)
+		werr = EEXIST;
+	else if (call == SET_ADD && mb->set >= 0)
+		werr = EBUSY;
+	else if (call != SET_ADD && mb->set != s)
+		werr = ENOENT;
+	expect(r, e, werr == 0 ? 0 : -1, werr);
+	if (werr != 0)
+		return;
+	switch (call) {
+	case SET_ADD:
+		/* Ready now: it becomes ready now, behind those due. */
+		mb->set = s;
+		mb->obj = tg.obj;
+		mb->target = t;
+		mb->armed = true;
+		mb->due = false;
+		break;
+	case SET_MODIFY:
+		/* polyset.h: re-arming a ready member makes it due again at
+		 * once, behind the members already due; an armed member
+		 * keeps its place. */
+		mb->armed = true;
+		break;
+	default:
+		member_clear(mb);
+		return;
+	}
+	mb->oneshot = flags & POLYSET_ONESHOT;
+	mb->data = a[3];
+}
+
+static void
+op_set_add(const uint8_t *a)
+{
+	do_member(a, SET_ADD);
+}
+
+static void
+op_set_modify(const uint8_t *a)
+{
+	do_member(a, SET_MODIFY);
+}
+
+static void
+op_set_remove(const uint8_t *a)
+{
+	do_member(a, SET_REMOVE);
+}
+
+/* The ready order of set s, for messages: due members by tick. */
+static const char *
+set_order(int s)
+{
+	static char buf[400];
+	struct mmember *due[NMEMBER], *mb;
+	size_t len = 0;
+	int n = 0, i, j;
+
+	for (i = 0; i < NMEMBER; i++) {
+		mb = member_at(i);
+		if (mb->set != s || !mb->due)
+			continue;
+		for (j = n++; j > 0 && due[j - 1]->tick > mb->tick; j--)
+			due[j] = due[j - 1];
+		due[j] = mb;
+	}
+	buf[0] = '\0';
+	for (i = 0; i < n && len < sizeof buf - 40; i++)
+		len += (size_t)snprintf(buf + len, sizeof buf - len,
+		                        "%s%s@%lu", i ? " " : "",
+		                        tname(due[i]->target), due[i]->tick);
+	return n == 0 ? "(none)" : buf;
+}
+
+/* polyset_wait on set a[0] with max a[2] % (MAX_BATCH + 1).  Timeout 0,
+ * or 100 ms in mode 3 where the model says the wait returns at once, so
+ * a library that would wait fails with ETIMEDOUT.  Checks each event
+ * against the ready order: exactly the due members, each once, up to
+ * max, in the order of their ticks (any order among equal ticks), with
+ * their data. */
+static void
+op_set_wait(const uint8_t *a)
+{
+	int s = set_get(a), mode = a[1] % 8, werr = 0, timeout = 0, e;
+	size_t i, max = a[2] % (MAX_BATCH + 1);
+	struct polyset_event evs[MAX_BATCH + 1];
+	struct mmember *mb, *got, *first;
+	bool seen[NMEMBER];
+	char order[400];
+	long r, want;
+	int k, ndue;
+
+	for (i = 0; i <= MAX_BATCH; i++)
+		evs[i].obj = evs[i].data = SENTINEL;
+	if (mode == M_NULL_HANDLE) {
+		describe("polyset_wait(NULL, evs, %zu, 0)", max);
+		errno = NO_ERRNO;
+		r = polyset_wait(NULL, evs, max, 0);
+		e = errno;
+		expect(r, e, -1, EINVAL);
+		return;
+	}
+	if (s < 0)
+		return;
+	if (mode == M_BAD_ARG)
+		timeout = -2;
+	else if (mode == 3 && set_ready(s))
+		timeout = 100;
+	describe("polyset_wait(set%d, %s, %zu, %d)", s,
+	         mode == M_NULL_ARG ? "NULL" : "evs", max, timeout);
+	snprintf(order, sizeof order, "%s", set_order(s));
+	errno = NO_ERRNO;
+	r = polyset_wait(sets[s].h, mode == M_NULL_ARG ? NULL : evs, max,
+	                 timeout);
+	e = errno;
+	ndue = set_ndue(s);
+	if (mode == M_NULL_ARG || mode == M_BAD_ARG || max == 0) {
+		want = -1;
+		werr = EINVAL;
+	} else if (ndue > 0) {
+		want = (size_t)ndue < max ? ndue : (long)max;
+	} else if (sets[s].wake) {
+		want = 0; /* the wake is used up */
+		sets[s].wake = false;
+	} else {
+		want = -1;
+		werr = EAGAIN;
+	}
+	if (r != want || (want < 0 && e != werr))
+		fail("library returned %ld, errno %d (%s); model %ld, errno "
+		     "%d (%s); wake %d; ready order: %s",
+		     r, e, strerror(e), want, want >= 0 ? 0 : werr,
+		     want >= 0 ? "-" : strerror(werr), sets[s].wake, order);
+	memset(seen, 0, sizeof seen);
+	for (i = 0; want > 0 && i < (size_t)want; i++) {
+		got = first = NULL;
+		for (k = 0; k < NMEMBER; k++) {
+			mb = member_at(k);
+			if (mb->set != s || !mb->due || seen[k])
+				continue;
+			if (mb->obj == evs[i].obj) {
+				got = mb;
+				seen[k] = true;
+			}
+			if (first == NULL || mb->tick < first->tick)
+				first = mb;
+		}
+		if (got == NULL)
+			fail("event %zu: %p is not a ready member not yet "
+			     "reported; ready order: %s",
+			     i, evs[i].obj, order);
+		if (got->tick != first->tick)
+			fail("event %zu: %s@%lu, but %s@%lu is ahead of it; "
+			     "ready order: %s",
+			     i, tname(got->target), got->tick,
+			     tname(first->target), first->tick, order);
+		if (evs[i].data != msg_ptr(got->data))
+			fail("event %zu: %s with data %p, model %d", i,
+			     tname(got->target), evs[i].data, got->data);
+	}
+	/* Reported: a oneshot member is held until modify; any other goes
+	 * behind every other ready member, in the order reported. */
+	for (i = 0; want > 0 && i < (size_t)want; i++) {
+		for (k = 0; k < NMEMBER; k++) {
+			mb = member_at(k);
+			if (mb->set != s || mb->obj != evs[i].obj)
+				continue;
+			if (mb->oneshot) {
+				mb->armed = false;
+				mb->due = false;
+			} else {
+				mb->tick = ++tick_now;
+			}
+		}
+	}
+	for (i = max; i <= MAX_BATCH; i++)
+		if (evs[i].obj != SENTINEL || evs[i].data != SENTINEL)
+			fail("evs[%zu] written, past max", i);
+	if (trace && want > 0) {
+		fprintf(stderr, "api_fuzz:     ->");
+		for (i = 0; i < (size_t)want; i++)
+			fprintf(stderr, " %d", (int)(uintptr_t)evs[i].data);
+		fprintf(stderr, " (data); order was %s\n", order);
+	}
+}
+
+static void
+op_set_fd(const uint8_t *a)
+{
+	int s = set_get(a), fd, e;
+
+	if (a[1] % 8 == M_NULL_HANDLE) {
+		describe("polyset_fd(NULL)");
+		errno = NO_ERRNO;
+		fd = polyset_fd(NULL);
+		e = errno;
+		expect(fd, e, -1, EINVAL);
+		return;
+	}
+	if (s < 0)
+		return;
+	describe("polyset_fd(set%d)", s);
+	errno = NO_ERRNO;
+	fd = polyset_fd(sets[s].h);
+	e = errno;
+	expect_fd(fd, e, &sets[s].fd);
+}
+
+/* SPEC.md: with no wait blocked, wakes count as one, and are pending
+ * until a wait finds no member ready. */
+static void
+op_set_wake(const uint8_t *a)
+{
+	int s = set_get(a), r, e;
+
+	if (a[1] % 8 == M_NULL_HANDLE) {
+		describe("polyset_wake(NULL)");
+		errno = NO_ERRNO;
+		r = polyset_wake(NULL);
+		e = errno;
+		expect(r, e, -1, EINVAL);
+		return;
+	}
+	if (s < 0)
+		return;
+	describe("polyset_wake(set%d)", s);
+	errno = NO_ERRNO;
+	r = polyset_wake(sets[s].h);
+	e = errno;
+	expect(r, e, 0, 0);
+	sets[s].wake = true;
+}
+
 static void (*const ops[NOPS])(const uint8_t *) = {
 	[OP_PIPE_CREATE] = op_pipe_create,
 	[OP_PIPE_CLOSE] = op_pipe_close,
@@ -1857,6 +2403,14 @@ static void (*const ops[NOPS])(const uint8_t *) = {
 	[OP_CONNECT_FD] = op_connect_fd,
 	[OP_CONNECT_NOTIFY] = op_connect_notify,
 	[OP_EP_CLOSE] = op_ep_close,
+	[OP_SET_CREATE] = op_set_create,
+	[OP_SET_CLOSE] = op_set_close,
+	[OP_SET_ADD] = op_set_add,
+	[OP_SET_MODIFY] = op_set_modify,
+	[OP_SET_REMOVE] = op_set_remove,
+	[OP_SET_WAIT] = op_set_wait,
+	[OP_SET_FD] = op_set_fd,
+	[OP_SET_WAKE] = op_set_wake,
 };
 
 /* --- checks after every call --------------------------------------------- */
@@ -1922,7 +2476,7 @@ check_notifiers(void)
 static void
 check_fds(void)
 {
-	enum { N = 2 * NPOOL + NSRV + NCLI };
+	enum { N = 2 * NPOOL + NSRV + NCLI + NSET };
 	struct pollfd pfd[N];
 	bool want[N];
 	char what[N][32];
@@ -1953,6 +2507,13 @@ check_fds(void)
 		want[n] = clients[i].state == ACCEPTED ||
 		          clients[i].state == REFUSED;
 		snprintf(what[n++], sizeof what[0], "client%d", i);
+	}
+	for (i = 0; i < NSET; i++) {
+		if (sets[i].fd < 0)
+			continue;
+		pfd[n].fd = sets[i].fd;
+		want[n] = set_ready(i);
+		snprintf(what[n++], sizeof what[0], "set%d", i);
 	}
 	for (k = 0; k < n; k++)
 		pfd[k].events = POLLIN;
@@ -2006,12 +2567,14 @@ run(int op, const uint8_t *a)
 {
 	int s;
 
+	tick_now++; /* what becomes ready in this call joins at this tick */
 	model_snapshot();
 	call_desc[0] = '\0';
 	ops[op](a);
 	if (call_desc[0] == '\0')
 		return; /* skipped: nothing was called */
 	model_edges();
+	model_sets_update();
 	for (s = 0; s < NSPIPE; s++)
 		if (spipes[s].end[RD] == NULL && spipes[s].end[WR] == NULL)
 			spipes[s].pipe = -1;
@@ -2047,6 +2610,14 @@ reset(void)
 	memset(eps, 0, sizeof eps);
 	for (i = 0; i < 3; i++)
 		name_owner[i] = -1;
+	for (i = 0; i < NMEMBER; i++)
+		member_clear(member_at(i));
+	for (i = 0; i < NSET; i++) {
+		sets[i].h = NULL;
+		sets[i].wake = false;
+		sets[i].fd = -1;
+	}
+	tick_now = 0;
 	dtor_got.n = dtor_want.n = 0;
 	nfds_seen = 0;
 	memset(name255, 'n', 255);
@@ -2077,6 +2648,10 @@ close_all(void)
 	for (i = 0; i < 2 * NSPIPE; i++) {
 		a[0] = (uint8_t)i;
 		run(OP_PIPE_CLOSE, a);
+	}
+	for (i = 0; i < NSET; i++) {
+		a[0] = (uint8_t)i;
+		run(OP_SET_CLOSE, a);
 	}
 	snprintf(call_desc, sizeof call_desc, "(everything closed)");
 	for (i = 0; i < NPOOL; i++)

@@ -5,8 +5,9 @@ Each input is a sequence of calls, five bytes each: an opcode and four
 argument bytes a, b, c, d (see the comment at the top of api_fuzz.c).  The
 opcodes below must match enum op there.  b % 8 is the mode: 0 a valid call,
 5 a NULL handle, 6 a NULL pointer argument, 7 a bad timeout or other bad
-argument.  The files are committed, so the build never needs Python; run
-this again after changing it:  python3 fuzz/make-corpus.py
+argument (the set calls give 3 and 4 a meaning of their own: see swait
+and NOT_A_HANDLE below).  The files are committed, so the build never
+needs Python; run this again after changing it:  python3 fuzz/make-corpus.py
 """
 import os
 
@@ -15,7 +16,9 @@ import os
  SRV_CREATE, SRV_CLOSE, BACKLOG, ACCEPT, ACCEPT_MANY, REFUSE, PENDING,
  ACCEPT_FD, ACCEPT_NOTIFY, BIND, SHUTDOWN,
  CLI_CREATE, CLI_CLOSE, CONNECT, CONNECT_NAME, ENDPOINT, ENDPOINT_ASYNC,
- CONNECT_FD, CONNECT_NOTIFY, EP_CLOSE) = range(32)
+ CONNECT_FD, CONNECT_NOTIFY, EP_CLOSE,
+ SET_CREATE, SET_CLOSE, SET_ADD, SET_MODIFY, SET_REMOVE, SET_WAIT, SET_FD,
+ SET_WAKE) = range(40)
 
 NULL_HANDLE, NULL_ARG, BAD_ARG = 5, 6, 7
 
@@ -31,6 +34,13 @@ def crd(j): return 6 + 2 * j
 def cwr(j): return 7 + 2 * j
 def erd(k): return 12 + 2 * k
 def ewr(k): return 13 + 2 * k
+
+
+# Set members (a[2] of the set calls): a pipe end handle above, server s,
+# client j.
+NHANDLE = 20
+def srv(s): return NHANDLE + s
+def cli(j): return NHANDLE + 2 + j
 
 
 def call(op, a=0, b=0, c=0, d=0):
@@ -94,6 +104,31 @@ def watch_client(j):          # descriptor and notifier on client j
 
 def watch_server(s):
     return call(ACCEPT_NOTIFY, s, 0, 1) + call(ACCEPT_FD, s)
+
+
+ONESHOT = 1
+NOT_A_HANDLE = 4              # mode of add, modify, remove: ENOTSOCK
+
+
+# Set calls: a[3] is the data value and its bit 0 the POLYSET_ONESHOT flag.
+def sadd(st, t, data=0, flags=0, mode=0):
+    return call(SET_ADD, st, mode, t, (data & ~1) | flags)
+
+
+def smod(st, t, data=0, flags=0, mode=0):
+    return call(SET_MODIFY, st, mode, t, (data & ~1) | flags)
+
+
+def srem(st, t, mode=0):
+    return call(SET_REMOVE, st, mode, t)
+
+
+def swait(st, max_, mode=0):   # mode 3: a 100 ms timeout where ready
+    return call(SET_WAIT, st, mode, max_)
+
+
+def sets(*ids):                # creates the sets, with their descriptors
+    return b"".join(call(SET_CREATE, st) + call(SET_FD, st) for st in ids)
 
 
 CORPUS = {
@@ -328,6 +363,103 @@ CORPUS = {
         b"".join(client(j) + connect(j) + call(ACCEPT, 0) + call(CLI_CLOSE, j)
                  for j in (0, 1, 2, 0, 1)) +
         call(EP_CLOSE, 1) + call(EP_CLOSE, 3),
+    # Sets: the order in which members became ready, each at most once a
+    # wait, up to max; a member reported and still ready goes behind.
+    "set-basic":
+        sets(0) + pipe(0, 2) + pipe(1, 2) + sadd(0, prd(0), 10) +
+        sadd(0, prd(1), 20) + swait(0, 8) + write(pwr(1), 1) +
+        write(pwr(0), 2) + swait(0, 8) + swait(0, 1) + swait(0, 1) +
+        write(pwr(1), 3) + read(prd(1)) + swait(0, 8) + read(prd(1)) +
+        swait(0, 8) + read(prd(0)) + swait(0, 8),
+    "set-fair":
+        sets(0) + pipe(0, 4) + pipe(1, 4) + pipe(2, 4) +
+        write_many(pwr(2), 4, 1) + write_many(pwr(0), 4, 1) +
+        write_many(pwr(1), 4, 1) + sadd(0, prd(0), 2) + sadd(0, prd(1), 4) +
+        sadd(0, prd(2), 6) + b"".join(swait(0, 1) for i in range(4)) +
+        swait(0, 2) + swait(0, 2) + read(prd(1)) + swait(0, 3) +
+        read_many(prd(0), 8) + swait(0, 3) + swait(0, 1) +
+        call(WRITE_EOF, pwr(0)) + swait(0, 3),
+    "set-oneshot":
+        sets(0) + pipe(0, 2) + pipe(1, 2) + write(pwr(0), 1) +
+        write(pwr(1), 1) + sadd(0, prd(0), 8, ONESHOT) +
+        sadd(0, prd(1), 12, ONESHOT) + swait(0, 1) + swait(0, 8) +
+        swait(0, 8) + smod(0, prd(0), 8, ONESHOT) +
+        smod(0, prd(1), 14, 0) + swait(0, 8) + swait(0, 8) +
+        smod(0, prd(0), 16, ONESHOT) + smod(0, prd(1), 18, ONESHOT) +
+        swait(0, 1) + smod(0, prd(1), 20, ONESHOT) + swait(0, 8) +
+        read(prd(0)) + read(prd(1)) + smod(0, prd(0), 2, ONESHOT) +
+        swait(0, 8) + write(pwr(0), 3) + swait(0, 8) + swait(0, 8),
+    "set-wake":
+        sets(0) + call(SET_WAKE, 0) + call(SET_WAKE, 0) + swait(0, 4) +
+        swait(0, 4) + pipe(0, 2) + sadd(0, prd(0), 4) + call(SET_WAKE, 0) +
+        write(pwr(0), 1) + swait(0, 4) + swait(0, 4, 3) + read(prd(0)) +
+        swait(0, 4, 3) + swait(0, 4, 3) + call(SET_WAKE, 0) +
+        call(SET_CLOSE, 0) + sets(0) + swait(0, 4),
+    "set-errors":
+        sets(0, 1) + pipe(0, 1) + call(SRV_CREATE, 0) + client(0) +
+        b"".join(call(op, 0, NULL_HANDLE, prd(0))
+                 for op in (SET_ADD, SET_MODIFY, SET_REMOVE, SET_WAIT,
+                            SET_FD, SET_WAKE)) +
+        sadd(0, prd(0), mode=NULL_ARG) + sadd(0, prd(0), 6, mode=BAD_ARG) +
+        smod(0, prd(0)) + srem(0, prd(0)) + sadd(0, prd(0), 6) +
+        sadd(0, prd(0)) + sadd(1, prd(0)) + smod(1, prd(0)) +
+        srem(1, prd(0)) + smod(0, prd(0), 3, mode=BAD_ARG) +
+        smod(0, prd(0), mode=NULL_ARG) + srem(0, prd(0), mode=NULL_ARG) +
+        swait(0, 0) + swait(0, 2, NULL_ARG) + swait(0, 2, BAD_ARG) +
+        sadd(1, srv(0)) + sadd(0, srv(0)) + sadd(1, cli(0)) +
+        sadd(1, cli(0)) + srem(0, cli(0)) + srem(1, cli(0)) +
+        srem(1, cli(0)) + sadd(0, cli(0)) + call(SET_CLOSE, 0, BAD_ARG) +
+        sadd(0, prd(0), mode=NOT_A_HANDLE) +
+        smod(0, prd(0), mode=NOT_A_HANDLE) +
+        srem(0, prd(0), mode=NOT_A_HANDLE),
+    "set-close-members":
+        sets(0, 1) + pipe(0, 2) + pipe(1, 1) + sadd(0, prd(0), 2) +
+        sadd(0, pwr(1), 4) + sadd(0, prd(1), 6) + swait(0, 8) +
+        write(pwr(1), 1) + swait(0, 8) + call(PIPE_CLOSE, pwr(0)) +
+        swait(0, 8) + call(PIPE_CLOSE, prd(0)) + swait(0, 8) +
+        call(PIPE_CLOSE, prd(1)) + swait(0, 8) + sadd(1, pwr(1), 8) +
+        call(SET_CLOSE, 0) + sadd(1, pwr(1), 8) + swait(1, 2) +
+        write(pwr(1), 1) + call(SET_CLOSE, 1) + sets(1) +
+        sadd(1, pwr(1), 10) + swait(1, 2),
+    "set-write-ends":
+        sets(0) + pipe(0, 1) + pipe(1, 2) + sadd(0, pwr(0), 2) +
+        sadd(0, pwr(1), 4) + swait(0, 8) + write(pwr(0), 1) + swait(0, 8) +
+        write_many(pwr(1), 4, 1) + swait(0, 8) + read(prd(0)) +
+        read(prd(1)) + swait(0, 8) + call(SET_ERROR, prd(1), 0, err(5)) +
+        swait(0, 8) + call(PIPE_CLOSE, prd(0)) + swait(0, 8),
+    "set-sockets":
+        sets(0) + call(SRV_CREATE, 0) + client(0) + client(1) + client(2) +
+        sadd(0, srv(0), 2) + sadd(0, cli(0), 4) + sadd(0, cli(1), 6) +
+        swait(0, 8) + connect(0) + swait(0, 8) + connect(1) +
+        call(ACCEPT, 0) + swait(0, 8) + call(ENDPOINT, 0) +
+        sadd(0, crd(0), 8) + sadd(0, cwr(0), 10) + sadd(0, erd(0), 12) +
+        swait(0, 8) + write(ewr(0), 1) + swait(0, 8) + call(REFUSE, 0) +
+        swait(0, 8) + call(CLI_CLOSE, 0) + swait(0, 8) + connect(2) +
+        sadd(0, cli(2), 14, ONESHOT) + call(SHUTDOWN, 0) + swait(0, 8) +
+        swait(0, 8) + call(SRV_CLOSE, 0) + swait(0, 8) +
+        call(EP_CLOSE, 0) + swait(0, 8),
+    "set-refuse-async":
+        sets(0) + call(SRV_CREATE, 0) + client(0, 1) + client(1, 1) +
+        connect(0) + connect(1) + call(ENDPOINT_ASYNC, 0) +
+        call(ENDPOINT_ASYNC, 1) + write(cwr(0), 1) + write(cwr(1), 2) +
+        sadd(0, cli(0), 2) + sadd(0, crd(0), 4) + sadd(0, cwr(0), 6) +
+        sadd(0, cli(1), 8) + sadd(0, cwr(1), 10) + sadd(0, srv(0), 12) +
+        swait(0, 2) + call(REFUSE, 0) + swait(0, 8) + swait(0, 3) +
+        swait(0, 3) + call(CLI_CLOSE, 1) + swait(0, 8),
+    "set-notify-wake":
+        sets(0) + pipe(0, 1) + call(PIPE_NOTIFY, prd(0), 0, 2 | 8) +
+        call(PIPE_NOTIFY, pwr(0), 0, 3 | 8) + sadd(0, prd(0), 2) +
+        write(pwr(0), 1) + swait(0, 4) + read(prd(0)) + swait(0, 4) +
+        swait(0, 4) + write(pwr(0), 2) + read(prd(0)) + swait(0, 4) +
+        swait(0, 4),
+    "set-remove-readd":
+        sets(0, 1) + pipe(0, 2) + pipe(1, 2) + pipe(2, 2) +
+        write(pwr(0), 1) + write(pwr(1), 1) + write(pwr(2), 1) +
+        sadd(0, prd(0), 2) + sadd(0, prd(1), 4) + sadd(0, prd(2), 6) +
+        srem(0, prd(0)) + sadd(0, prd(0), 8) + swait(0, 8) +
+        srem(0, prd(1)) + sadd(1, prd(1), 10, ONESHOT) + swait(0, 8) +
+        swait(1, 8) + swait(1, 8) + srem(1, prd(1)) + sadd(0, prd(1), 12) +
+        smod(0, prd(2), 14) + swait(0, 1) + swait(0, 8),
 }
 
 

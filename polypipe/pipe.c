@@ -63,11 +63,17 @@ enum {
 #define F_ENDED (F_EOF | F_ERROR)
 #define F_NOWRITE (F_EOF | F_ERROR | F_RDCLOSED)
 
+/* An end is its tag alone: four bytes each keep the pipe's read-mostly
+ * fields within one line. */
 struct polypipe {
-	uint32_t tag; /* PTAG_PIPE_RD or PTAG_PIPE_WR */
-	bool reader;  /* the read end; else the write end */
-	bool closed;  /* all locks */
+	uint32_t tag; /* PTAG_PIPE_RD (the read end) or PTAG_PIPE_WR */
 };
+
+static inline bool
+end_reader(const polypipe *p)
+{
+	return p->tag == PTAG_PIPE_RD;
+}
 
 #define LINE 64
 
@@ -116,14 +122,18 @@ struct pipe {
 	struct polypipe wr;
 };
 
+/* An idle pipe is these three lines and nothing else. */
+_Static_assert(sizeof(struct pipe) <= 3 * LINE, "a pipe takes three lines");
+
 /* The pipe an end belongs to. */
 static struct pipe *
 pipe_of(const polypipe *p)
 {
 	const char *end = (const char *)p;
 
-	return (struct pipe *)(end - (p->reader ? offsetof(struct pipe, rd)
-	                                        : offsetof(struct pipe, wr)));
+	return (struct pipe *)(end - (end_reader(p)
+	                                  ? offsetof(struct pipe, rd)
+	                                  : offsetof(struct pipe, wr)));
 }
 
 /*
@@ -406,6 +416,29 @@ pipe_resync(struct pipe *pp)
 }
 
 /*
+ * A reference for a thread that holds no end: polyset, whose member may
+ * be closed by the thread it was just handed to, and a notifier, which
+ * may close both ends.  Releasing a lock still touches the pipe (the
+ * lock's sleepers), so it is held past the release.
+ */
+static void
+pipe_hold(struct pipe *pp)
+{
+	/* Relaxed: taken while the pipe is surely alive (a lock or an end
+	 * held); the release below orders the uses. */
+	atomic_fetch_add_explicit(&pp->refs, 1, memory_order_relaxed);
+}
+
+static void
+pipe_unhold(struct pipe *pp)
+{
+	/* Acq_rel: the last reference frees, after every use of the pipe
+	 * by the others (release) is visible (acquire). */
+	if (atomic_fetch_sub_explicit(&pp->refs, 1, memory_order_acq_rel) == 1)
+		pipe_free(pp);
+}
+
+/*
  * Brings the descriptors and notifiers of the sides in changes up to
  * date, with no lock held.  The caller's end is open; a reference keeps
  * the pipe alive across the notifiers all the same, as one may close
@@ -415,7 +448,6 @@ static void
 pipe_after(struct pipe *pp, unsigned changes)
 {
 	struct pready *r;
-	bool last;
 	int reader;
 
 	/* A set membership was moved with the flag: only a descriptor or
@@ -427,18 +459,13 @@ pipe_after(struct pipe *pp, unsigned changes)
 			changes &= ~(unsigned)CH(reader);
 	if (!(changes & (CH_RD | CH_WR)))
 		return;
-	atomic_fetch_add_explicit(&pp->refs, 1, memory_order_relaxed);
+	pipe_hold(pp);
 	for (reader = 1; reader >= 0; reader--) {
 		r = pipe_rdy(pp, reader);
 		if (changes & CH(reader))
 			pready_after(r, changes & ROSE(reader));
 	}
-	/* Acq_rel: the last reference frees, after every use of the pipe
-	 * by the others (release) is visible (acquire). */
-	last =
-	    atomic_fetch_sub_explicit(&pp->refs, 1, memory_order_acq_rel) == 1;
-	if (last)
-		pipe_free(pp);
+	pipe_unhold(pp);
 }
 
 /*
@@ -589,7 +616,6 @@ polypipe_create(size_t capacity, polypipe **rd, polypipe **wr)
 	pp->capacity = capacity;
 	atomic_init(&pp->refs, 2);
 	pp->rd.tag = PTAG_PIPE_RD;
-	pp->rd.reader = true;
 	pp->wr.tag = PTAG_PIPE_WR;
 	*rd = &pp->rd;
 	*wr = &pp->wr;
@@ -612,7 +638,7 @@ polypipe_read_many(polypipe *rd, void **msgs, size_t max, int timeout_ms)
 		errno = EINVAL;
 		return -1;
 	}
-	if (!rd->reader) {
+	if (!end_reader(rd)) {
 		errno = EBADF;
 		return -1;
 	}
@@ -702,7 +728,7 @@ polypipe_write_many(polypipe *wr, void *const *msgs, size_t n, int timeout_ms)
 		errno = EINVAL;
 		return -1;
 	}
-	if (wr->reader) {
+	if (end_reader(wr)) {
 		errno = EBADF;
 		return -1;
 	}
@@ -811,7 +837,7 @@ polypipe_write_eof(polypipe *wr)
 		errno = EINVAL;
 		return -1;
 	}
-	if (wr->reader) {
+	if (end_reader(wr)) {
 		errno = EBADF;
 		return -1;
 	}
@@ -890,7 +916,7 @@ struct pready *
 pipe_ready_lock(polypipe *p)
 {
 	struct pipe *pp = pipe_of(p);
-	struct pready *r = pipe_rdy(pp, p->reader), *fresh = NULL;
+	struct pready *r = pipe_rdy(pp, end_reader(p)), *fresh = NULL;
 
 	if (r == NULL) {
 		/* Allocated before the locks, so that nobody waits on
@@ -901,7 +927,8 @@ pipe_ready_lock(polypipe *p)
 		pready_init(fresh, true);
 	}
 	pipe_lock_all(pp);
-	r = pipe_rdy(pp, p->reader);
+	pipe_hold(pp);
+	r = pipe_rdy(pp, end_reader(p));
 	if (r == NULL && fresh != NULL) {
 		/* Up, with the flag clear, until pipe_resync says what the
 		 * state is: only a fall, and the new readiness has no
@@ -909,7 +936,7 @@ pipe_ready_lock(polypipe *p)
 		r = fresh;
 		fresh = NULL;
 		/* Release: pairs with the acquire in pipe_rdy. */
-		atomic_store_explicit(&pp->rdy[p->reader], r,
+		atomic_store_explicit(&pp->rdy[end_reader(p)], r,
 		                      memory_order_release);
 		pipe_resync(pp);
 	}
@@ -924,8 +951,10 @@ pipe_ready_trylock(polypipe *p)
 
 	if (!psync_ctr_trylock(&pp->w.tail))
 		return false;
-	if (psync_ctr_trylock(&pp->r.head))
+	if (psync_ctr_trylock(&pp->r.head)) {
+		pipe_hold(pp);
 		return true;
+	}
 	psync_ctr_unlock(&pp->w.tail);
 	return false;
 }
@@ -933,13 +962,16 @@ pipe_ready_trylock(polypipe *p)
 struct pready *
 pipe_ready_of(polypipe *p)
 {
-	return pipe_rdy(pipe_of(p), p->reader);
+	return pipe_rdy(pipe_of(p), end_reader(p));
 }
 
 void
 pipe_ready_unlock(polypipe *p)
 {
-	pipe_unlock_all(pipe_of(p));
+	struct pipe *pp = pipe_of(p);
+
+	pipe_unlock_all(pp);
+	pipe_unhold(pp);
 }
 
 /* EINVAL for NULL, EBADF unless p is the reader (or the writer). */
@@ -948,7 +980,7 @@ pipe_check_end(const polypipe *p, bool reader)
 {
 	if (p == NULL)
 		errno = EINVAL;
-	else if (p->reader != reader)
+	else if (end_reader(p) != reader)
 		errno = EBADF;
 	else
 		return true;
@@ -1053,21 +1085,19 @@ polypipe_close(polypipe *p)
 	struct pready *r;
 	struct pipe *pp;
 	unsigned changes;
-	bool last;
 	int fd = -1;
 
 	if (p == NULL)
 		return;
 	pp = pipe_of(p);
-	r = pipe_rdy(pp, p->reader);
+	r = pipe_rdy(pp, end_reader(p));
 	/* Our own notifier first, so the close never calls it. */
 	if (r != NULL)
 		fd = pready_release(r);
 	pipe_lock_all(pp);
 	if (r != NULL && r->member.set != NULL)
 		pset_detach(r);
-	p->closed = true;
-	if (p->reader) {
+	if (end_reader(p)) {
 		o = pipe_take_all(pp);
 		pipe_flag(pp, F_RDCLOSED);
 	} else {
@@ -1080,10 +1110,7 @@ polypipe_close(polypipe *p)
 	 * end's close may free the pipe. */
 	pipe_unlock_all(pp);
 	pipe_after(pp, changes);
-	last =
-	    atomic_fetch_sub_explicit(&pp->refs, 1, memory_order_acq_rel) == 1;
-	if (last)
-		pipe_free(pp);
+	pipe_unhold(pp); /* the end's own */
 	if (fd >= 0)
 		close(fd);
 	orphans_destroy(&o);

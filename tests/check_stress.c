@@ -1,7 +1,7 @@
 /*
- * check_stress.c - stress tests: many threads racing on pipes, servers and
- * clients, checked against SPEC.md by accounting for every message and
- * every connection attempt.
+ * check_stress.c - stress tests: many threads racing on pipes, servers,
+ * clients and sets, checked against SPEC.md by accounting for every
+ * message and every connection attempt.
  *
  * Every test is bounded by a count and by a time budget of
  * CLOCK_MONOTONIC: it runs rounds (or moves messages) until the count is
@@ -38,6 +38,7 @@
 
 #include <check.h>
 
+#include <polysocket/polyset.h>
 #include <polysocket/polysocket.h>
 
 #include "testutil.h"
@@ -2414,6 +2415,1493 @@ START_TEST(test_stress_connect_withdrawn)
 }
 END_TEST
 
+/* --- polyset: many members, many waiters, members that come and go ---- */
+
+/*
+ * Ends the waits of n threads that loop on polyset_wait until they see a
+ * stop flag already set, each posting exited as it leaves: wakes the set
+ * until all have (a wake sent while none is blocked stays pending for
+ * the next wait, so none is lost).  False if they did not leave within
+ * LONG_MS.
+ */
+static bool
+set_stop_waiters(polyset *set, sem_t *exited, int n)
+{
+	int64_t deadline = now_ms() + LONG_MS;
+	int left = 0;
+
+	while (left < n && now_ms() < deadline) {
+		struct timespec ts;
+
+		if (polyset_wake(set) != 0)
+			fail_note("polyset_wake: %s", strerror(errno));
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 10 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		while (left < n && sem_timedwait(exited, &ts) == 0)
+			left++;
+	}
+	return left == n;
+}
+
+/* A timeout for a producer's write: mostly one that only a lost wake-up
+ * reaches, sometimes 0 or a few milliseconds. */
+static int
+set_pick_timeout(uint64_t *s)
+{
+	switch (rng_below(s, 8)) {
+	case 0:
+	case 1:
+		return 0;
+	case 2:
+		return 1 + (int)rng_below(s, 3);
+	default:
+		return LONG_MS;
+	}
+}
+
+/*
+ * Fan-in: FI_PIPES pipes in one set, FI_PRODUCERS threads writing to
+ * pipes at random, one consumer in polyset_wait that drains each reported
+ * read end with polypipe_read_many(..., 0).  The consumer is the only
+ * reader, so a reported end must not fail with EAGAIN.  At the end every
+ * pipe gets EOF (or its write end closed); the consumer removes each
+ * ended member, and no removed member is reported again.  Every message
+ * is read once, in order per pipe and producer.
+ */
+enum {
+	FI_PIPES = 256,
+	FI_PRODUCERS = 2,
+	FI_CAPACITY = 4,
+	FI_MAX = 400000, /* messages per producer */
+	FI_MIN = 5000,
+	FI_MS = 1000,
+	FI_BATCH = 8,
+	FI_EVS = 64,
+	FI_READ = 16,
+};
+
+/* A message: seq per (producer, pipe) above bit 9, the pipe in bits 1-8,
+ * the producer in bit 0. */
+#define FI_MSG(p, i, seq)                                                     \
+	MSG((uintptr_t)(seq) << 9 | (uintptr_t)(i) << 1 | (uintptr_t)(p))
+
+struct fi {
+	polyset *set;
+	polypipe *rd[FI_PIPES];
+	polypipe *wr[FI_PIPES];
+	int64_t deadline;
+	long produced[FI_PRODUCERS][FI_PIPES]; /* by each producer */
+	long next[FI_PRODUCERS][FI_PIPES];     /* the consumer's */
+	bool ended[FI_PIPES];                  /* the consumer's */
+	long total[FI_PRODUCERS];
+	long consumed, waits, reports;
+	pthread_barrier_t start;
+};
+
+struct fi_arg {
+	struct fi *f;
+	int idx;
+	uint64_t rng;
+	pthread_t thread;
+};
+
+static void *
+fi_producer(void *arg)
+{
+	struct fi_arg *a = arg;
+	struct fi *f = a->f;
+	void *msgs[FI_BATCH];
+	long total = 0, loops = 0;
+
+	self_tag = a->idx;
+	pthread_barrier_wait(&f->start);
+	while (total < FI_MAX) {
+		unsigned i = rng_below(&a->rng, FI_PIPES);
+		size_t n = 1 + rng_below(&a->rng, FI_BATCH);
+		long seq = f->produced[a->idx][i];
+		int t = set_pick_timeout(&a->rng);
+		ssize_t w;
+
+		if (total >= FI_MIN && ++loops % 16 == 0 &&
+		    now_ms() >= f->deadline)
+			break;
+		for (size_t k = 0; k < n; k++)
+			msgs[k] = FI_MSG(a->idx, i, seq + (long)k);
+		errno = 0;
+		if (n == 1)
+			w = polypipe_write(f->wr[i], msgs[0], t) == 0 ? 1 : -1;
+		else
+			w = polypipe_write_many(f->wr[i], msgs, n, t);
+		if (w > 0 && (size_t)w <= n) {
+			f->produced[a->idx][i] += w;
+			total += w;
+			continue;
+		}
+		if (w < 0 && retry_after(t, errno))
+			continue;
+		fail_note("producer %d: write of %zu to pipe %u (timeout %d) "
+		          "returned %zd: %s",
+		          a->idx, n, i, t, w, strerror(errno));
+		break;
+	}
+	f->total[a->idx] = total;
+	return NULL;
+}
+
+/* Takes what one reported read end holds; true once it has ended. */
+static bool
+fi_drain(struct fi *f, unsigned i, uint64_t *rng)
+{
+	void *msgs[FI_READ];
+	size_t max = 1 + rng_below(rng, FI_READ);
+	ssize_t n;
+
+	errno = 0;
+	n = polypipe_read_many(f->rd[i], msgs, max, 0);
+	if (n == 0)
+		return true;
+	if (n < 0) {
+		fail_note("consumer: pipe %u was reported ready, but "
+		          "polypipe_read_many(0) failed: %s",
+		          i, strerror(errno));
+		return false;
+	}
+	for (ssize_t k = 0; k < n; k++) {
+		uintptr_t v = MSGVAL(msgs[k]);
+		unsigned p = (unsigned)(v & 1), pi = (unsigned)(v >> 1 & 0xff);
+		long seq = (long)(v >> 9);
+
+		if (pi != i) {
+			fail_note("consumer: pipe %u held pipe %u's message",
+			          i, pi);
+			continue;
+		}
+		if (seq != f->next[p][i])
+			fail_note(
+			    "consumer: pipe %u, producer %u: message %ld "
+			    "where %ld was due",
+			    i, p, seq, f->next[p][i]);
+		f->next[p][i] = seq + 1;
+	}
+	f->consumed += n;
+	return false;
+}
+
+static void *
+fi_consumer(void *arg)
+{
+	struct fi_arg *a = arg;
+	struct fi *f = a->f;
+	struct polyset_event evs[FI_EVS];
+	int ended = 0;
+
+	self_tag = FI_PRODUCERS;
+	pthread_barrier_wait(&f->start);
+	while (ended < FI_PIPES) {
+		size_t max =
+		    rng_coin(&a->rng) ? FI_EVS : 1 + rng_below(&a->rng, 8);
+		ssize_t n;
+
+		errno = 0;
+		n = polyset_wait(f->set, evs, max, LONG_MS);
+		f->waits++;
+		if (n <= 0 || (size_t)n > max) {
+			fail_note("consumer: polyset_wait(max %zu) returned "
+			          "%zd: %s (%d pipes ended)",
+			          max, n, n < 0 ? strerror(errno) : "", ended);
+			break;
+		}
+		f->reports += n;
+		for (ssize_t k = 0; k < n; k++) {
+			unsigned i = (unsigned)MSGVAL(evs[k].data);
+
+			if (i >= FI_PIPES || evs[k].obj != f->rd[i]) {
+				fail_note("consumer: reported %p with data "
+				          "%u, not a member's",
+				          evs[k].obj, i);
+				continue;
+			}
+			for (ssize_t j = 0; j < k; j++)
+				if (evs[j].obj == evs[k].obj)
+					fail_note("consumer: pipe %u reported "
+					          "twice by one wait",
+					          i);
+			if (f->ended[i]) {
+				fail_note("consumer: pipe %u reported after "
+				          "its removal",
+				          i);
+				continue;
+			}
+			if (!fi_drain(f, i, &a->rng))
+				continue;
+			f->ended[i] = true;
+			ended++;
+			if (polyset_remove(f->set, f->rd[i]) != 0)
+				fail_note("consumer: polyset_remove: %s",
+				          strerror(errno));
+		}
+	}
+	return NULL;
+}
+
+START_TEST(test_stress_set_fan_in)
+{
+	struct fi *f = calloc(1, sizeof *f);
+	struct fi_arg prod[FI_PRODUCERS], cons;
+	struct polyset_event ev;
+	long produced = 0;
+	int64_t t0 = now_ms();
+
+	stress_begin();
+	ck_assert_ptr_nonnull(f);
+	f->set = polyset_create();
+	ck_assert_ptr_nonnull(f->set);
+	for (int i = 0; i < FI_PIPES; i++) {
+		ck_assert_int_eq(
+		    polypipe_create(FI_CAPACITY, &f->rd[i], &f->wr[i]), 0);
+		ck_assert_int_eq(
+		    polyset_add(f->set, f->rd[i], 0, MSG((uintptr_t)i)), 0);
+	}
+	ck_assert_int_eq(
+	    pthread_barrier_init(&f->start, NULL, FI_PRODUCERS + 2), 0);
+	f->deadline = now_ms() + FI_MS;
+	cons = (struct fi_arg){ .f = f, .idx = 0, .rng = rng_seed(2, 100) };
+	spawn(&cons.thread, fi_consumer, &cons);
+	for (int p = 0; p < FI_PRODUCERS; p++) {
+		prod[p] = (struct fi_arg){ .f = f,
+			                   .idx = p,
+			                   .rng = rng_seed(2, (uint64_t)p) };
+		spawn(&prod[p].thread, fi_producer, &prod[p]);
+	}
+	pthread_barrier_wait(&f->start);
+	for (int p = 0; p < FI_PRODUCERS; p++)
+		join(prod[p].thread);
+	/* The end of every stream, by EOF or by closing the write end. */
+	for (int i = 0; i < FI_PIPES; i++) {
+		if (i % 2 == 0) {
+			ck_assert_int_eq(polypipe_write_eof(f->wr[i]), 0);
+		} else {
+			polypipe_close(f->wr[i]);
+			f->wr[i] = NULL;
+		}
+	}
+	join(cons.thread);
+	assert_no_failures();
+	for (int p = 0; p < FI_PRODUCERS; p++) {
+		ck_assert_int_ge(f->total[p], FI_MIN);
+		for (int i = 0; i < FI_PIPES; i++) {
+			ck_assert_msg(f->next[p][i] == f->produced[p][i],
+			              "pipe %d, producer %d: %ld written, %ld "
+			              "read (seed %llu)",
+			              i, p, f->produced[p][i], f->next[p][i],
+			              (unsigned long long)seed);
+			produced += f->produced[p][i];
+		}
+	}
+	ck_assert_int_eq(f->consumed, produced);
+	ck_assert_fail(polyset_wait(f->set, &ev, 1, 0), EAGAIN);
+	report("set_fan_in: %ld messages through %d pipes, %ld waits, %ld "
+	       "reports, %lld ms",
+	       produced, FI_PIPES, f->waits, f->reports,
+	       (long long)(now_ms() - t0));
+	polyset_close(f->set);
+	for (int i = 0; i < FI_PIPES; i++) {
+		polypipe_close(f->rd[i]);
+		polypipe_close(f->wr[i]);
+	}
+	pthread_barrier_destroy(&f->start);
+	free(f);
+}
+END_TEST
+
+/*
+ * A pool: OP_WAITERS threads wait on one set whose members, read ends of
+ * OP_PIPES pipes, are all POLYSET_ONESHOT; OP_PRODUCERS threads write to
+ * the pipes at random.  Each waiter claims what it is handed (an atomic
+ * owner per member: no member is handed to two threads at once), drains
+ * it, entirely or in part, then releases it and re-arms it with
+ * polyset_modify.  A handed member has no other reader, so its first
+ * read must not fail with EAGAIN.  Every message is read once, in order
+ * per pipe and producer.
+ */
+enum {
+	OP_PIPES = 64,
+	OP_WAITERS = 4,
+	OP_PRODUCERS = 2,
+	OP_CAPACITY = 8,
+	OP_MAX = 300000, /* messages per producer */
+	OP_MIN = 5000,
+	OP_MS = 1000,
+	OP_BATCH = 8,
+};
+
+struct op {
+	polyset *set;
+	polypipe *rd[OP_PIPES];
+	polypipe *wr[OP_PIPES];
+	int64_t deadline;
+	atomic_int owner[OP_PIPES]; /* 0, or the holder's tag + 1 */
+	/* The reader's side of each pipe: only its owner touches it
+	 * (the owner flag's exchange and store order the hand-overs). */
+	long next[OP_PIPES][OP_PRODUCERS];
+	bool ended[OP_PIPES];
+	long produced[OP_PRODUCERS][OP_PIPES];
+	long total[OP_PRODUCERS];
+	atomic_long consumed;
+	atomic_long handed;
+	atomic_long rearmed;
+	atomic_int nended;
+	atomic_bool stop;
+	sem_t all_ended; /* posted when the last pipe ended */
+	sem_t exited;    /* posted by each waiter as it leaves */
+	pthread_barrier_t start;
+};
+
+struct op_arg {
+	struct op *o;
+	int idx;
+	uint64_t rng;
+	pthread_t thread;
+};
+
+static void *
+op_producer(void *arg)
+{
+	struct op_arg *a = arg;
+	struct op *o = a->o;
+	void *msgs[OP_BATCH];
+	long total = 0, loops = 0;
+
+	self_tag = a->idx;
+	pthread_barrier_wait(&o->start);
+	while (total < OP_MAX) {
+		unsigned i = rng_below(&a->rng, OP_PIPES);
+		size_t n = 1 + rng_below(&a->rng, OP_BATCH);
+		long seq = o->produced[a->idx][i];
+		int t = set_pick_timeout(&a->rng);
+		ssize_t w;
+
+		if (total >= OP_MIN && ++loops % 16 == 0 &&
+		    now_ms() >= o->deadline)
+			break;
+		for (size_t k = 0; k < n; k++)
+			msgs[k] = MSG((uintptr_t)(seq + (long)k) << 1 |
+			              (uintptr_t)a->idx);
+		errno = 0;
+		w = polypipe_write_many(o->wr[i], msgs, n, t);
+		if (w > 0 && (size_t)w <= n) {
+			o->produced[a->idx][i] += w;
+			total += w;
+			continue;
+		}
+		if (w < 0 && retry_after(t, errno))
+			continue;
+		fail_note("producer %d: write of %zu to pipe %u (timeout %d) "
+		          "returned %zd: %s",
+		          a->idx, n, i, t, w, strerror(errno));
+		break;
+	}
+	o->total[a->idx] = total;
+	return NULL;
+}
+
+/* Drains a handed member, all of it or some; true once it has ended. */
+static bool
+op_drain(struct op *o, unsigned i, uint64_t *rng)
+{
+	void *msgs[OP_BATCH];
+	bool all = rng_coin(rng);
+
+	for (int round = 0;; round++) {
+		ssize_t n;
+
+		errno = 0;
+		n = polypipe_read_many(o->rd[i], msgs,
+		                       1 + rng_below(rng, OP_BATCH), 0);
+		if (n == 0)
+			return true;
+		if (n < 0) {
+			if (errno != EAGAIN || round == 0)
+				fail_note(
+				    "waiter %d: pipe %u was handed to it, "
+				    "but polypipe_read_many(0) failed: "
+				    "%s",
+				    self_tag, i, strerror(errno));
+			return false;
+		}
+		for (ssize_t k = 0; k < n; k++) {
+			uintptr_t v = MSGVAL(msgs[k]);
+			unsigned p = (unsigned)(v & 1);
+			long seq = (long)(v >> 1);
+
+			if (seq != o->next[i][p])
+				fail_note("waiter %d: pipe %u, producer %u: "
+				          "message %ld where %ld was due",
+				          self_tag, i, p, seq, o->next[i][p]);
+			o->next[i][p] = seq + 1;
+		}
+		atomic_fetch_add(&o->consumed, n);
+		if (!all)
+			return false;
+	}
+}
+
+static void *
+op_waiter(void *arg)
+{
+	struct op_arg *a = arg;
+	struct op *o = a->o;
+	struct polyset_event evs[OP_BATCH];
+
+	self_tag = OP_PRODUCERS + a->idx;
+	pthread_barrier_wait(&o->start);
+	while (!atomic_load(&o->stop)) {
+		size_t max = 1 + rng_below(&a->rng, OP_BATCH);
+		ssize_t n;
+
+		errno = 0;
+		n = polyset_wait(o->set, evs, max, LONG_MS);
+		if (n == 0)
+			continue; /* woken: look at stop */
+		if (n < 0 || (size_t)n > max) {
+			fail_note("waiter %d: polyset_wait(max %zu) returned "
+			          "%zd: %s",
+			          self_tag, max, n,
+			          n < 0 ? strerror(errno) : "");
+			break;
+		}
+		for (ssize_t k = 0; k < n; k++) {
+			unsigned i = (unsigned)MSGVAL(evs[k].data);
+			int prev;
+
+			if (i >= OP_PIPES || evs[k].obj != o->rd[i]) {
+				fail_note("waiter %d: reported %p with data "
+				          "%u, not a member's",
+				          self_tag, evs[k].obj, i);
+				continue;
+			}
+			/* seq_cst: the exchange acquires what the last
+			 * holder wrote before its release below. */
+			prev = atomic_exchange(&o->owner[i], self_tag + 1);
+			if (prev != 0) {
+				fail_note("waiter %d: pipe %u handed to it "
+				          "while waiter %d holds it",
+				          self_tag, i, prev - 1);
+				continue;
+			}
+			atomic_fetch_add(&o->handed, 1);
+			if (o->ended[i]) {
+				fail_note(
+				    "waiter %d: pipe %u handed again "
+				    "after it ended and was not re-armed",
+				    self_tag, i);
+				atomic_store(&o->owner[i], 0);
+				continue;
+			}
+			if (op_drain(o, i, &a->rng)) {
+				o->ended[i] = true;
+				atomic_store(&o->owner[i], 0);
+				/* Ended: held for good, never re-armed. */
+				if (atomic_fetch_add(&o->nended, 1) + 1 ==
+				    OP_PIPES)
+					sem_post(&o->all_ended);
+				continue;
+			}
+			/* Released before the re-arm: once re-armed it may
+			 * be handed to another waiter at once. */
+			atomic_store(&o->owner[i], 0);
+			if (polyset_modify(o->set, o->rd[i], POLYSET_ONESHOT,
+			                   evs[k].data) != 0)
+				fail_note("waiter %d: polyset_modify: %s",
+				          self_tag, strerror(errno));
+			atomic_fetch_add(&o->rearmed, 1);
+		}
+	}
+	sem_post(&o->exited);
+	return NULL;
+}
+
+START_TEST(test_stress_set_oneshot_pool)
+{
+	struct op *o = calloc(1, sizeof *o);
+	struct op_arg prod[OP_PRODUCERS], wait[OP_WAITERS];
+	struct polyset_event ev;
+	long produced = 0;
+	int64_t t0 = now_ms();
+	bool ended, left;
+
+	stress_begin();
+	ck_assert_ptr_nonnull(o);
+	o->set = polyset_create();
+	ck_assert_ptr_nonnull(o->set);
+	for (int i = 0; i < OP_PIPES; i++) {
+		ck_assert_int_eq(
+		    polypipe_create(OP_CAPACITY, &o->rd[i], &o->wr[i]), 0);
+		ck_assert_int_eq(polyset_add(o->set, o->rd[i], POLYSET_ONESHOT,
+		                             MSG((uintptr_t)i)),
+		                 0);
+	}
+	ck_assert_int_eq(sem_init(&o->all_ended, 0, 0), 0);
+	ck_assert_int_eq(sem_init(&o->exited, 0, 0), 0);
+	ck_assert_int_eq(pthread_barrier_init(&o->start, NULL,
+	                                      OP_PRODUCERS + OP_WAITERS + 1),
+	                 0);
+	o->deadline = now_ms() + OP_MS;
+	for (int w = 0; w < OP_WAITERS; w++) {
+		wait[w] = (struct op_arg){
+			.o = o, .idx = w, .rng = rng_seed(3, 100 + (uint64_t)w)
+		};
+		spawn(&wait[w].thread, op_waiter, &wait[w]);
+	}
+	for (int p = 0; p < OP_PRODUCERS; p++) {
+		prod[p] = (struct op_arg){ .o = o,
+			                   .idx = p,
+			                   .rng = rng_seed(3, (uint64_t)p) };
+		spawn(&prod[p].thread, op_producer, &prod[p]);
+	}
+	pthread_barrier_wait(&o->start);
+	for (int p = 0; p < OP_PRODUCERS; p++)
+		join(prod[p].thread);
+	for (int i = 0; i < OP_PIPES; i++)
+		ck_assert_int_eq(polypipe_write_eof(o->wr[i]), 0);
+	ended = sem_wait_long(&o->all_ended);
+	atomic_store(&o->stop, true);
+	left = set_stop_waiters(o->set, &o->exited, OP_WAITERS);
+	ck_assert_msg(left,
+	              "waiters still blocked in polyset_wait after "
+	              "%d wakes' worth of time (seed %llu)",
+	              LONG_MS, (unsigned long long)seed);
+	for (int w = 0; w < OP_WAITERS; w++)
+		join(wait[w].thread);
+	assert_no_failures();
+	ck_assert_msg(ended,
+	              "only %d of %d pipes were seen to end: a member ready "
+	              "was never handed out (seed %llu)",
+	              atomic_load(&o->nended), OP_PIPES,
+	              (unsigned long long)seed);
+	for (int p = 0; p < OP_PRODUCERS; p++) {
+		ck_assert_int_ge(o->total[p], OP_MIN);
+		for (int i = 0; i < OP_PIPES; i++) {
+			ck_assert_msg(o->next[i][p] == o->produced[p][i],
+			              "pipe %d, producer %d: %ld written, %ld "
+			              "read (seed %llu)",
+			              i, p, o->produced[p][i], o->next[i][p],
+			              (unsigned long long)seed);
+			produced += o->produced[p][i];
+		}
+	}
+	ck_assert_int_eq(atomic_load(&o->consumed), produced);
+	/* Every member ended and is held: nothing is due. */
+	ck_assert_fail(polyset_wait(o->set, &ev, 1, 0), EAGAIN);
+	report("set_oneshot_pool: %ld messages through %d pipes, %ld "
+	       "handed to %d waiters, %ld re-armed, %lld ms",
+	       produced, OP_PIPES, atomic_load(&o->handed), OP_WAITERS,
+	       atomic_load(&o->rearmed), (long long)(now_ms() - t0));
+	polyset_close(o->set);
+	for (int i = 0; i < OP_PIPES; i++) {
+		polypipe_close(o->rd[i]);
+		polypipe_close(o->wr[i]);
+	}
+	sem_destroy(&o->all_ended);
+	sem_destroy(&o->exited);
+	pthread_barrier_destroy(&o->start);
+	free(o);
+}
+END_TEST
+
+/*
+ * Churn: members join, leave and close while threads wait, with
+ * messages in flight.  Each slot is a pipe whose read end is a
+ * POLYSET_ONESHOT member.  The test's thread makes new slots and adds
+ * them while CH_CONSUMERS threads wait; one producer owns every write
+ * end, writes to slots at random, and closes write ends at random (or on
+ * EPIPE).  A consumer handed a member does one of: drain and re-arm;
+ * read a little, remove it and add it again; close the read end at once
+ * (its messages go to the destructor; it was handed and not re-armed, so
+ * no other wait can report it); remove it and park it for the test's
+ * thread to add back.  A read end that reads EOF is closed.  Every
+ * accepted message is read or destroyed, exactly once.
+ */
+enum {
+	CH_SLOTS = 4000, /* slots made over the test, at most */
+	CH_MIN_SLOTS = 24,
+	CH_LIVE = 24, /* open write ends at once, at most */
+	CH_CONSUMERS = 2,
+	CH_CAPACITY = 4,
+	CH_MAX_IDS = 1 << 20,
+	CH_MS = 1000,
+	CH_BATCH = 4,
+};
+
+enum { CH_ACCEPTED = 1, CH_READ = 2, CH_DESTROYED = 4 };
+
+enum ch_act { CH_DRAIN, CH_READD, CH_CLOSE, CH_PARK, CH_NACTS };
+
+struct churn;
+
+struct ch_slot {
+	struct churn *c;
+	int idx;
+	polypipe *rd; /* whoever holds the membership (or the parker) */
+	polypipe *wr; /* the producer's */
+	long last;    /* the last id read, by whoever holds the member */
+	atomic_bool rd_closed; /* set as its close begins */
+};
+
+struct churn {
+	polyset *set;
+	struct ch_slot slots[CH_SLOTS];
+	atomic_int nslots;    /* made and added */
+	atomic_int rd_closed; /* read ends closed */
+	bool making;          /* lock: the test's thread makes slots */
+	atomic_long next_id;
+	atomic_uchar flags[CH_MAX_IDS];
+	atomic_long acts[CH_NACTS];
+	atomic_long eofs;
+	atomic_bool stop;
+	/* Slots whose write ends the producer has not taken yet, and read
+	 * ends parked for the test's thread: under lock. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* parked, or every read end closed */
+	int new_wr[CH_SLOTS];
+	int nnew;
+	int parked[CH_SLOTS];
+	int nparked;
+	sem_t exited;
+	pthread_barrier_t start;
+	uint64_t rng_p;
+	uint64_t rng_c[CH_CONSUMERS];
+};
+
+static void
+ch_dtor(void *msg, void *arg)
+{
+	struct ch_slot *s = arg;
+	uintptr_t id = MSGVAL(msg);
+	unsigned prev;
+
+	if (id >= CH_MAX_IDS) {
+		fail_note("slot %d: destructor got %#lx, never written",
+		          s->idx, (unsigned long)id);
+		return;
+	}
+	prev = atomic_fetch_or(&s->c->flags[id], CH_DESTROYED);
+	if (prev & (CH_READ | CH_DESTROYED))
+		fail_note("slot %d: message %lu destroyed after it was %s",
+		          s->idx, (unsigned long)id,
+		          prev & CH_READ ? "read" : "destroyed");
+}
+
+/* Closes a slot's read end, which its caller holds. */
+static void
+ch_close_rd(struct churn *c, struct ch_slot *s)
+{
+	/* Before the close: the producer's write may fail with EPIPE
+	 * while it runs. */
+	atomic_store(&s->rd_closed, true);
+	polypipe_close(s->rd);
+	pthread_mutex_lock(&c->lock);
+	atomic_fetch_add(&c->rd_closed, 1);
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Waits on c->cond for up to ms (c->lock held). */
+static void
+ch_wait(struct churn *c, int ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += ms * 1000000L;
+	while (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+}
+
+static void *
+ch_producer(void *arg)
+{
+	struct churn *c = arg;
+	int live[CH_SLOTS];
+	int nlive = 0;
+	bool exhausted = false;
+
+	self_tag = 0;
+	pthread_barrier_wait(&c->start);
+	for (;;) {
+		bool more;
+		unsigned k;
+		struct ch_slot *s;
+		void *msgs[CH_BATCH];
+		size_t n;
+		long id;
+		ssize_t w;
+		int t;
+
+		pthread_mutex_lock(&c->lock);
+		while (c->nnew > 0)
+			live[nlive++] = c->new_wr[--c->nnew];
+		more = c->making;
+		if (nlive == 0 && more)
+			ch_wait(c, 1);
+		pthread_mutex_unlock(&c->lock);
+		if (nlive == 0) {
+			if (!more)
+				break;
+			continue;
+		}
+		k = rng_below(&c->rng_p, (unsigned)nlive);
+		s = &c->slots[live[k]];
+		/* Closes a write end now and then, and all of them at
+		 * the end: the stream ends, the reader sees EOF. */
+		if (!more || exhausted || rng_below(&c->rng_p, 64) == 0) {
+			polypipe_close(s->wr);
+			live[k] = live[--nlive];
+			continue;
+		}
+		n = 1 + rng_below(&c->rng_p, CH_BATCH);
+		id = atomic_fetch_add(&c->next_id, (long)n);
+		if (id + (long)n > CH_MAX_IDS) {
+			/* Out of ids: only closes from now on. */
+			exhausted = true;
+			continue;
+		}
+		for (size_t j = 0; j < n; j++)
+			msgs[j] = MSG((uintptr_t)(id + (long)j));
+		t = rng_coin(&c->rng_p) ? 0 : 1;
+		errno = 0;
+		w = polypipe_write_many(s->wr, msgs, n, t);
+		if (w > 0 && (size_t)w <= n) {
+			for (ssize_t j = 0; j < w; j++)
+				atomic_fetch_or(&c->flags[id + j],
+				                CH_ACCEPTED);
+			continue;
+		}
+		if (w < 0 && (errno == EAGAIN || errno == ETIMEDOUT))
+			continue;
+		if (w < 0 && errno == EPIPE && atomic_load(&s->rd_closed)) {
+			polypipe_close(s->wr);
+			live[k] = live[--nlive];
+			continue;
+		}
+		fail_note("producer: write to slot %d returned %zd: %s",
+		          s->idx, w, strerror(errno));
+		break;
+	}
+	/* (on a failure, the write ends left open) */
+	for (int j = 0; j < nlive; j++)
+		polypipe_close(c->slots[live[j]].wr);
+	return NULL;
+}
+
+/* Reads up to a few messages from a handed slot: 1 once it has ended. */
+static int
+ch_read(struct churn *c, struct ch_slot *s, bool all, bool first)
+{
+	void *msgs[CH_BATCH];
+
+	for (;;) {
+		ssize_t n;
+
+		errno = 0;
+		n = polypipe_read_many(s->rd, msgs, CH_BATCH, 0);
+		if (n == 0) {
+			atomic_fetch_add(&c->eofs, 1);
+			return 1;
+		}
+		if (n < 0) {
+			if (errno != EAGAIN || first)
+				fail_note("consumer %d: slot %d handed to it, "
+				          "but polypipe_read_many(0): %s",
+				          self_tag, s->idx, strerror(errno));
+			return 0;
+		}
+		first = false;
+		for (ssize_t j = 0; j < n; j++) {
+			uintptr_t id = MSGVAL(msgs[j]);
+			unsigned prev;
+
+			if (id >= CH_MAX_IDS || (long)id <= s->last) {
+				fail_note("consumer %d: slot %d: message %lu "
+				          "after %ld",
+				          self_tag, s->idx, (unsigned long)id,
+				          s->last);
+				continue;
+			}
+			s->last = (long)id;
+			prev = atomic_fetch_or(&c->flags[id], CH_READ);
+			if (prev & (CH_READ | CH_DESTROYED))
+				fail_note(
+				    "consumer %d: message %lu read after "
+				    "it was %s",
+				    self_tag, (unsigned long)id,
+				    prev & CH_READ ? "read" : "destroyed");
+		}
+		if (!all)
+			return 0;
+	}
+}
+
+static void
+ch_handle(struct churn *c, struct ch_slot *s, uint64_t *rng)
+{
+	/* Mostly drains, so that slots live a while. */
+	static const enum ch_act acts[10] = {
+		CH_DRAIN, CH_DRAIN, CH_DRAIN, CH_DRAIN, CH_DRAIN,
+		CH_READD, CH_READD, CH_CLOSE, CH_PARK,  CH_PARK,
+	};
+	enum ch_act act = acts[rng_below(rng, 10)];
+	int rc;
+
+	atomic_fetch_add(&c->acts[act], 1);
+	if (act == CH_CLOSE) {
+		ch_close_rd(c, s);
+		return;
+	}
+	if (ch_read(c, s, act == CH_DRAIN, true)) {
+		ch_close_rd(c, s);
+		return;
+	}
+	switch (act) {
+	case CH_DRAIN:
+		rc = polyset_modify(c->set, s->rd, POLYSET_ONESHOT, s);
+		break;
+	case CH_READD:
+		rc = polyset_remove(c->set, s->rd);
+		if (rc == 0)
+			rc = polyset_add(c->set, s->rd, POLYSET_ONESHOT, s);
+		break;
+	default: /* CH_PARK */
+		rc = polyset_remove(c->set, s->rd);
+		pthread_mutex_lock(&c->lock);
+		c->parked[c->nparked++] = s->idx;
+		pthread_cond_broadcast(&c->cond);
+		pthread_mutex_unlock(&c->lock);
+		break;
+	}
+	if (rc != 0)
+		fail_note("consumer %d: slot %d, act %d: %s", self_tag, s->idx,
+		          (int)act, strerror(errno));
+}
+
+struct ch_arg {
+	struct churn *c;
+	int idx;
+	pthread_t thread;
+};
+
+static void *
+ch_consumer(void *arg)
+{
+	struct ch_arg *a = arg;
+	struct churn *c = a->c;
+	uint64_t *rng = &c->rng_c[a->idx];
+	struct polyset_event evs[4];
+
+	self_tag = 1 + a->idx;
+	pthread_barrier_wait(&c->start);
+	while (!atomic_load(&c->stop)) {
+		size_t max = 1 + rng_below(rng, 4);
+		ssize_t n;
+
+		errno = 0;
+		n = polyset_wait(c->set, evs, max, LONG_MS);
+		if (n == 0)
+			continue;
+		if (n < 0 || (size_t)n > max) {
+			fail_note(
+			    "consumer %d: polyset_wait(max %zu) returned "
+			    "%zd: %s",
+			    self_tag, max, n, n < 0 ? strerror(errno) : "");
+			break;
+		}
+		for (ssize_t k = 0; k < n; k++) {
+			struct ch_slot *s = evs[k].data;
+
+			if (s == NULL || s->rd != evs[k].obj ||
+			    atomic_load(&s->rd_closed)) {
+				fail_note("consumer %d: reported %p, not an "
+				          "open member's",
+				          self_tag, evs[k].obj);
+				continue;
+			}
+			ch_handle(c, s, rng);
+		}
+	}
+	sem_post(&c->exited);
+	return NULL;
+}
+
+/* The test's thread: makes a slot and adds it. */
+static void
+ch_make(struct churn *c)
+{
+	int i = atomic_load(&c->nslots);
+	struct ch_slot *s = &c->slots[i];
+
+	s->c = c;
+	s->idx = i;
+	s->last = -1;
+	ck_assert_int_eq(polypipe_create(CH_CAPACITY, &s->rd, &s->wr), 0);
+	ck_assert_int_eq(polypipe_set_destructor(s->rd, ch_dtor, s), 0);
+	ck_assert_int_eq(polyset_add(c->set, s->rd, POLYSET_ONESHOT, s), 0);
+	atomic_store(&c->nslots, i + 1);
+	pthread_mutex_lock(&c->lock);
+	c->new_wr[c->nnew++] = i;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* The test's thread: adds back the parked read ends. */
+static void
+ch_unpark(struct churn *c)
+{
+	int parked[CH_SLOTS], n;
+
+	pthread_mutex_lock(&c->lock);
+	n = c->nparked;
+	memcpy(parked, c->parked, (size_t)n * sizeof parked[0]);
+	c->nparked = 0;
+	pthread_mutex_unlock(&c->lock);
+	for (int k = 0; k < n; k++) {
+		struct ch_slot *s = &c->slots[parked[k]];
+
+		if (polyset_add(c->set, s->rd, POLYSET_ONESHOT, s) != 0)
+			fail_note("adding back slot %d: %s", s->idx,
+			          strerror(errno));
+	}
+}
+
+START_TEST(test_stress_set_churn)
+{
+	struct churn *c = calloc(1, sizeof *c);
+	struct ch_arg cons[CH_CONSUMERS];
+	pthread_t prod;
+	long accepted = 0, nread = 0, destroyed = 0, bad = 0;
+	int64_t t0 = now_ms(), deadline = t0 + CH_MS;
+	uint64_t rng = rng_seed(4, 0);
+	bool done = false, left;
+	long ids;
+
+	stress_begin();
+	ck_assert_ptr_nonnull(c);
+	c->set = polyset_create();
+	ck_assert_ptr_nonnull(c->set);
+	ck_assert_int_eq(pthread_mutex_init(&c->lock, NULL), 0);
+	ck_assert_int_eq(pthread_cond_init(&c->cond, NULL), 0);
+	ck_assert_int_eq(sem_init(&c->exited, 0, 0), 0);
+	ck_assert_int_eq(
+	    pthread_barrier_init(&c->start, NULL, CH_CONSUMERS + 2), 0);
+	c->making = true;
+	c->rng_p = rng_seed(4, 1);
+	for (int i = 0; i < CH_CONSUMERS; i++) {
+		c->rng_c[i] = rng_seed(4, 10 + (uint64_t)i);
+		cons[i] = (struct ch_arg){ .c = c, .idx = i };
+		spawn(&cons[i].thread, ch_consumer, &cons[i]);
+	}
+	for (int i = 0; i < CH_LIVE / 2; i++)
+		ch_make(c);
+	spawn(&prod, ch_producer, c);
+	pthread_barrier_wait(&c->start);
+	/* Make slots while the others run, and add parked ones back. */
+	while (
+	    atomic_load(&c->nslots) < CH_SLOTS &&
+	    (atomic_load(&c->nslots) < CH_MIN_SLOTS || now_ms() < deadline)) {
+		int open =
+		    atomic_load(&c->nslots) - atomic_load(&c->rd_closed);
+
+		if (open < CH_LIVE) {
+			ch_make(c);
+			jitter(&rng, 64);
+		}
+		ch_unpark(c);
+		pthread_mutex_lock(&c->lock);
+		if (c->nparked == 0 &&
+		    atomic_load(&c->nslots) - atomic_load(&c->rd_closed) >=
+		        CH_LIVE)
+			ch_wait(c, 1);
+		pthread_mutex_unlock(&c->lock);
+	}
+	pthread_mutex_lock(&c->lock);
+	c->making = false;
+	pthread_mutex_unlock(&c->lock);
+	/* Until every read end is closed: add back what is parked. */
+	while (now_ms() < deadline + LONG_MS) {
+		ch_unpark(c);
+		pthread_mutex_lock(&c->lock);
+		done = atomic_load(&c->rd_closed) == atomic_load(&c->nslots);
+		if (!done && c->nparked == 0)
+			ch_wait(c, 10);
+		pthread_mutex_unlock(&c->lock);
+		if (done)
+			break;
+	}
+	join(prod);
+	atomic_store(&c->stop, true);
+	left = set_stop_waiters(c->set, &c->exited, CH_CONSUMERS);
+	ck_assert_msg(left,
+	              "consumers still blocked in polyset_wait "
+	              "(seed %llu)",
+	              (unsigned long long)seed);
+	for (int i = 0; i < CH_CONSUMERS; i++)
+		join(cons[i].thread);
+	assert_no_failures();
+	ck_assert_msg(done,
+	              "%d of %d read ends closed: a member ready (EOF) was "
+	              "never handed out (seed %llu)",
+	              atomic_load(&c->rd_closed), atomic_load(&c->nslots),
+	              (unsigned long long)seed);
+	ck_assert_int_ge(atomic_load(&c->nslots), CH_MIN_SLOTS);
+	ids = atomic_load(&c->next_id);
+	if (ids > CH_MAX_IDS)
+		ids = CH_MAX_IDS;
+	for (long id = 0; id < ids; id++) {
+		unsigned f = atomic_load(&c->flags[id]);
+
+		if (f & CH_ACCEPTED) {
+			accepted++;
+			nread += (f & CH_READ) != 0;
+			destroyed += (f & CH_DESTROYED) != 0;
+			bad += f != (CH_ACCEPTED | CH_READ) &&
+			       f != (CH_ACCEPTED | CH_DESTROYED);
+		} else {
+			bad += f != 0;
+		}
+	}
+	ck_assert_msg(bad == 0,
+	              "%ld messages not read or destroyed exactly once "
+	              "(%ld accepted, %ld read, %ld destroyed; seed %llu)",
+	              bad, accepted, nread, destroyed,
+	              (unsigned long long)seed);
+	ck_assert_int_gt(accepted, 0);
+	report("set_churn: %d slots, %ld messages (%ld read, %ld destroyed), "
+	       "acts: %ld drain, %ld re-add, %ld close, %ld park; %ld EOF, "
+	       "%lld ms",
+	       atomic_load(&c->nslots), accepted, nread, destroyed,
+	       atomic_load(&c->acts[CH_DRAIN]),
+	       atomic_load(&c->acts[CH_READD]),
+	       atomic_load(&c->acts[CH_CLOSE]), atomic_load(&c->acts[CH_PARK]),
+	       atomic_load(&c->eofs), (long long)(now_ms() - t0));
+	polyset_close(c->set);
+	sem_destroy(&c->exited);
+	pthread_barrier_destroy(&c->start);
+	pthread_cond_destroy(&c->cond);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+END_TEST
+
+/*
+ * Mode changes in the middle of traffic: MC_WRITERS writers and
+ * MC_READERS readers on one small pipe, some in blocking calls, some in
+ * poll(2) on the ends' descriptors, one in polyset_wait, while a mode
+ * thread takes the descriptors again, sets and removes both notifiers,
+ * and adds the ends to a set, removes them, re-arms them and waits on the
+ * set with timeout 0.  Every wait that only the other side's action ends
+ * is bounded by LONG_MS: reaching it is a lost wake-up.  Every message
+ * is read once, and each reader sees each writer's messages in order.
+ * A member the mode thread removed is never reported by its later waits,
+ * and a notifier removed is not running once its removal returned.
+ */
+enum {
+	MC_WRITERS = 2,
+	MC_READERS = 3, /* blocking, by descriptor, by set */
+	MC_CAPACITY = 4,
+	MC_MAX = 300000, /* messages per writer */
+	MC_MIN = 3000,
+	MC_MS = 1000,
+	MC_BATCH = 4,
+	MC_SET_MS = 5, /* the set reader's wait: the member may be gone */
+};
+
+struct mc_note {
+	atomic_int inside;
+	atomic_int calls;
+	atomic_int late;
+	atomic_bool retired;
+};
+
+struct mc {
+	polypipe *rd;
+	polypipe *wr;
+	polyset *set;
+	int rfd, wfd;
+	int64_t deadline;
+	atomic_uchar *seen; /* [writer * MC_MAX + seq] */
+	long written[MC_WRITERS];
+	long got[MC_READERS];
+	atomic_bool stop_mode;
+	long mode_ops;
+	struct mc_note notes[4]; /* two per side, used in turn */
+	pthread_barrier_t start;
+};
+
+struct mc_arg {
+	struct mc *m;
+	int idx;
+	uint64_t rng;
+	pthread_t thread;
+};
+
+static void
+mc_note_fn(void *arg)
+{
+	struct mc_note *n = arg;
+
+	atomic_fetch_add(&n->inside, 1);
+	if (atomic_load(&n->retired))
+		atomic_fetch_add(&n->late, 1);
+	atomic_fetch_add(&n->calls, 1);
+	atomic_fetch_sub(&n->inside, 1);
+}
+
+static void *
+mc_writer(void *arg)
+{
+	struct mc_arg *a = arg;
+	struct mc *m = a->m;
+	void *msgs[MC_BATCH];
+	long seq = 0, loops = 0;
+
+	self_tag = a->idx;
+	pthread_barrier_wait(&m->start);
+	while (seq < MC_MAX) {
+		size_t n = 1 + rng_below(&a->rng, MC_BATCH);
+		ssize_t w;
+
+		if (seq >= MC_MIN && ++loops % 16 == 0 &&
+		    now_ms() >= m->deadline)
+			break;
+		if (n > (size_t)(MC_MAX - seq))
+			n = (size_t)(MC_MAX - seq);
+		for (size_t k = 0; k < n; k++)
+			msgs[k] = MSG((uintptr_t)(seq + (long)k) << 1 |
+			              (uintptr_t)a->idx);
+		errno = 0;
+		if (a->idx == 0) {
+			/* Blocking. */
+			w = polypipe_write_many(m->wr, msgs, n, LONG_MS);
+		} else {
+			/* By descriptor: poll, then a write that may
+			 * find the slot taken by the other writer. */
+			if (!wait_readable(m->wfd, LONG_MS)) {
+				fail_note("writer %d: write_fd not readable "
+				          "within %d ms",
+				          a->idx, LONG_MS);
+				break;
+			}
+			w = polypipe_write_many(m->wr, msgs, n, 0);
+			if (w < 0 && errno == EAGAIN)
+				continue;
+		}
+		if (w <= 0 || (size_t)w > n) {
+			fail_note("writer %d: write of %zu returned %zd: %s",
+			          a->idx, n, w, strerror(errno));
+			break;
+		}
+		seq += w;
+	}
+	m->written[a->idx] = seq;
+	return NULL;
+}
+
+/* Records what a reader read; false on a message never written. */
+static void
+mc_account(struct mc *m, long *last, void *const *msgs, ssize_t n, int reader)
+{
+	for (ssize_t k = 0; k < n; k++) {
+		uintptr_t v = MSGVAL(msgs[k]);
+		unsigned w = (unsigned)(v & 1);
+		long seq = (long)(v >> 1);
+
+		if (seq >= MC_MAX) {
+			fail_note("reader %d: message %#lx never written",
+			          reader, (unsigned long)v);
+			continue;
+		}
+		if (seq <= last[w])
+			fail_note("reader %d: writer %u's message %ld after "
+			          "%ld",
+			          reader, w, seq, last[w]);
+		last[w] = seq;
+		if (atomic_exchange(&m->seen[w * MC_MAX + seq], 1))
+			fail_note("reader %d: writer %u's message %ld read "
+			          "twice",
+			          reader, w, seq);
+	}
+	m->got[reader] += n;
+}
+
+static void *
+mc_reader(void *arg)
+{
+	struct mc_arg *a = arg;
+	struct mc *m = a->m;
+	long last[MC_WRITERS] = { -1, -1 };
+	void *msgs[MC_BATCH];
+	struct polyset_event evs[2];
+
+	self_tag = MC_WRITERS + a->idx;
+	pthread_barrier_wait(&m->start);
+	for (;;) {
+		size_t max = 1 + rng_below(&a->rng, MC_BATCH);
+		ssize_t n;
+
+		errno = 0;
+		switch (a->idx) {
+		case 0: /* blocking */
+			n = polypipe_read_many(m->rd, msgs, max, LONG_MS);
+			break;
+		case 1: /* by descriptor */
+			if (!wait_readable(m->rfd, LONG_MS)) {
+				fail_note("reader 1: read_fd not readable "
+				          "within %d ms",
+				          LONG_MS);
+				n = -2;
+				break;
+			}
+			n = polypipe_read_many(m->rd, msgs, max, 0);
+			break;
+		default: /* by set, while the member comes and goes */
+			n = polyset_wait(m->set, evs, 2, MC_SET_MS);
+			if (n > 0 && (evs[0].obj == m->rd ||
+			              (n > 1 && evs[1].obj == m->rd)))
+				n = polypipe_read_many(m->rd, msgs, max, 0);
+			else
+				n = polypipe_read_many(m->rd, msgs, max,
+				                       MC_SET_MS);
+			break;
+		}
+		if (n == 0)
+			break;
+		if (n < 0 && n != -2 && a->idx != 0 &&
+		    (errno == EAGAIN || errno == ETIMEDOUT))
+			continue;
+		if (n < 0) {
+			if (n != -2)
+				fail_note("reader %d: read returned %zd: %s",
+				          a->idx, n, strerror(errno));
+			break;
+		}
+		mc_account(m, last, msgs, n, a->idx);
+	}
+	return NULL;
+}
+
+/* Sets a side's notifier to note (NULL: none) and retires the one it
+ * replaces. */
+static void
+mc_set_note(struct mc *m, bool rd_side, struct mc_note **cur,
+            struct mc_note *note)
+{
+	int rc;
+
+	if (note != NULL)
+		atomic_store(&note->retired, false);
+	if (rd_side)
+		rc = polypipe_set_read_notify(m->rd, note ? mc_note_fn : NULL,
+		                              note);
+	else
+		rc = polypipe_set_write_notify(m->wr, note ? mc_note_fn : NULL,
+		                               note);
+	if (rc != 0)
+		fail_note("mode: set notify: %s", strerror(errno));
+	if (*cur != NULL && *cur != note) {
+		if (atomic_load(&(*cur)->inside) != 0)
+			fail_note("mode: a notifier was running after its "
+			          "replacement returned");
+		atomic_store(&(*cur)->retired, true);
+	}
+	*cur = note;
+}
+
+static void *
+mc_mode(void *arg)
+{
+	struct mc_arg *a = arg;
+	struct mc *m = a->m;
+	bool member[2] = { false, false }; /* rd, wr in m->set */
+	struct mc_note *cur[2] = { NULL, NULL };
+	polypipe *ends[2] = { m->rd, m->wr };
+	struct polyset_event evs[4];
+	long ops = 0;
+
+	self_tag = MC_WRITERS + MC_READERS;
+	pthread_barrier_wait(&m->start);
+	while (!atomic_load(&m->stop_mode)) {
+		unsigned op = rng_below(&a->rng, 8);
+		unsigned e = rng_below(&a->rng, 2);
+		ssize_t n;
+
+		ops++;
+		errno = 0;
+		switch (op) {
+		case 0:
+			if (polypipe_read_fd(m->rd) != m->rfd ||
+			    polypipe_write_fd(m->wr) != m->wfd)
+				fail_note("mode: an end's descriptor changed");
+			break;
+		case 1:
+			mc_set_note(
+			    m, e == 0, &cur[e],
+			    rng_below(&a->rng, 3) == 0
+			        ? NULL
+			        : &m->notes[e * 2 + rng_below(&a->rng, 2)]);
+			break;
+		case 2:
+		case 3:
+			if (member[e]) {
+				if (polyset_remove(m->set, ends[e]) != 0)
+					fail_note("mode: polyset_remove: %s",
+					          strerror(errno));
+				member[e] = false;
+			} else {
+				if (polyset_add(m->set, ends[e],
+				                rng_coin(&a->rng)
+				                    ? POLYSET_ONESHOT
+				                    : 0,
+				                MSG(e)) != 0)
+					fail_note("mode: polyset_add: %s",
+					          strerror(errno));
+				member[e] = true;
+			}
+			break;
+		case 4:
+			if (member[e] &&
+			    polyset_modify(m->set, ends[e],
+			                   rng_coin(&a->rng) ? POLYSET_ONESHOT
+			                                     : 0,
+			                   MSG(e)) != 0)
+				fail_note("mode: polyset_modify: %s",
+				          strerror(errno));
+			break;
+		case 5:
+		case 6:
+			/* Only this thread adds and removes: a wait it
+			 * begins reports members only. */
+			n = polyset_wait(m->set, evs, 4, 0);
+			for (ssize_t k = 0; k < n; k++) {
+				uintptr_t d = MSGVAL(evs[k].data);
+
+				if (d > 1 || evs[k].obj != ends[d])
+					fail_note("mode: reported %p with "
+					          "data %lu",
+					          evs[k].obj,
+					          (unsigned long)d);
+				else if (!member[d])
+					fail_note("mode: the %s end reported "
+					          "after its removal",
+					          d == 0 ? "read" : "write");
+			}
+			if (n < 0 && errno != EAGAIN)
+				fail_note("mode: polyset_wait: %s",
+				          strerror(errno));
+			break;
+		default:
+			jitter(&a->rng, 16);
+			break;
+		}
+	}
+	for (int k = 0; k < 2; k++) {
+		mc_set_note(m, k == 0, &cur[k], NULL);
+		if (member[k] && polyset_remove(m->set, ends[k]) != 0)
+			fail_note("mode: polyset_remove: %s", strerror(errno));
+	}
+	m->mode_ops = ops;
+	return NULL;
+}
+
+START_TEST(test_stress_set_mode_changes)
+{
+	struct mc *m = calloc(1, sizeof *m);
+	struct mc_arg wr[MC_WRITERS], rd[MC_READERS], mode;
+	long written = 0, got = 0, missing = 0, extra = 0;
+	int64_t t0 = now_ms();
+
+	stress_begin();
+	ck_assert_ptr_nonnull(m);
+	m->seen = calloc((size_t)MC_WRITERS * MC_MAX, 1);
+	ck_assert_ptr_nonnull(m->seen);
+	ck_assert_int_eq(polypipe_create(MC_CAPACITY, &m->rd, &m->wr), 0);
+	m->set = polyset_create();
+	ck_assert_ptr_nonnull(m->set);
+	m->rfd = polypipe_read_fd(m->rd);
+	m->wfd = polypipe_write_fd(m->wr);
+	ck_assert_int_ge(m->rfd, 0);
+	ck_assert_int_ge(m->wfd, 0);
+	ck_assert_int_eq(
+	    pthread_barrier_init(&m->start, NULL, MC_WRITERS + MC_READERS + 2),
+	    0);
+	m->deadline = now_ms() + MC_MS;
+	mode = (struct mc_arg){ .m = m, .idx = 0, .rng = rng_seed(5, 200) };
+	spawn(&mode.thread, mc_mode, &mode);
+	for (int i = 0; i < MC_READERS; i++) {
+		rd[i] = (struct mc_arg){
+			.m = m, .idx = i, .rng = rng_seed(5, 100 + (uint64_t)i)
+		};
+		spawn(&rd[i].thread, mc_reader, &rd[i]);
+	}
+	for (int i = 0; i < MC_WRITERS; i++) {
+		wr[i] = (struct mc_arg){ .m = m,
+			                 .idx = i,
+			                 .rng = rng_seed(5, (uint64_t)i) };
+		spawn(&wr[i].thread, mc_writer, &wr[i]);
+	}
+	pthread_barrier_wait(&m->start);
+	for (int i = 0; i < MC_WRITERS; i++)
+		join(wr[i].thread);
+	ck_assert_int_eq(polypipe_write_eof(m->wr), 0);
+	for (int i = 0; i < MC_READERS; i++)
+		join(rd[i].thread);
+	atomic_store(&m->stop_mode, true);
+	join(mode.thread);
+	assert_no_failures();
+	for (int w = 0; w < MC_WRITERS; w++) {
+		ck_assert_int_ge(m->written[w], MC_MIN);
+		written += m->written[w];
+		for (long s = 0; s < MC_MAX; s++) {
+			bool seen = atomic_load(&m->seen[w * MC_MAX + s]);
+
+			if (s < m->written[w] && !seen)
+				missing++;
+			else if (s >= m->written[w] && seen)
+				extra++;
+		}
+	}
+	for (int r = 0; r < MC_READERS; r++)
+		got += m->got[r];
+	ck_assert_msg(missing == 0 && extra == 0,
+	              "%ld messages lost, %ld read but never written "
+	              "(seed %llu)",
+	              missing, extra, (unsigned long long)seed);
+	ck_assert_int_eq(got, written);
+	for (int k = 0; k < 4; k++) {
+		ck_assert_int_eq(atomic_load(&m->notes[k].inside), 0);
+		ck_assert_msg(atomic_load(&m->notes[k].late) == 0,
+		              "a notifier ran after its removal returned "
+		              "(seed %llu)",
+		              (unsigned long long)seed);
+	}
+	report("set_mode_changes: %ld messages (readers %ld/%ld/%ld), %ld "
+	       "mode changes, %lld ms",
+	       written, m->got[0], m->got[1], m->got[2], m->mode_ops,
+	       (long long)(now_ms() - t0));
+	polyset_close(m->set);
+	polypipe_close(m->rd);
+	polypipe_close(m->wr);
+	pthread_barrier_destroy(&m->start);
+	free(m->seen);
+	free(m);
+}
+END_TEST
+
 /* --- the suite --------------------------------------------------------- */
 
 Suite *
@@ -2442,5 +3930,11 @@ stress_suite(void)
 	tc = new_tcase(s, "connect", 60);
 	tcase_add_test(tc, test_stress_connect_storm);
 	tcase_add_test(tc, test_stress_connect_withdrawn);
+
+	tc = new_tcase(s, "set", 60);
+	tcase_add_test(tc, test_stress_set_fan_in);
+	tcase_add_test(tc, test_stress_set_oneshot_pool);
+	tcase_add_test(tc, test_stress_set_churn);
+	tcase_add_test(tc, test_stress_set_mode_changes);
 	return s;
 }
