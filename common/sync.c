@@ -167,18 +167,18 @@ void
 psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
            size_t delta, const _Atomic uint32_t *b, uint32_t b0)
 {
-	/* Who decides whether to spin: s, or this thread for an s that
-	 * never spun.  Relaxed: hints, as all of these counters. */
-	struct psync_spin *d =
-	    atomic_load_explicit(&s->tried, memory_order_relaxed)
-	        ? s
-	        : &spin_thread;
+	struct psync_spin *d = &spin_thread;
 	uint8_t skip, lone;
 	int64_t until, now, quiet = 0; /* quiet: since when nothing moved */
 	bool changed = false;
 	size_t moved, last = 0;
 	unsigned i, k;
 
+	/* Who decides whether to spin: s, or this thread for an s that
+	 * never spun.  Relaxed: hints, as all of these counters. */
+	if (atomic_load_explicit(&s->lone, memory_order_relaxed) &
+	    PSYNC_SPIN_TRIED)
+		d = s;
 	skip = atomic_load_explicit(&d->skip, memory_order_relaxed);
 	if (skip > 0) {
 		atomic_store_explicit(&d->skip, skip - 1,
@@ -190,10 +190,10 @@ psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
 		spin_yield(); /* the peer can only be on this CPU */
 		return;
 	}
-	lone = atomic_load_explicit(&s->lone, memory_order_relaxed);
+	lone = atomic_load_explicit(&s->lone, memory_order_relaxed) &
+	       ~PSYNC_SPIN_TRIED;
 	if (lone > 0) {
-		atomic_store_explicit(&s->lone, lone - 1,
-		                      memory_order_relaxed);
+		lone--;
 		delta = 1;
 	}
 	/* Relaxed: the caller re-checks with the ordering it needs. */
@@ -219,9 +219,7 @@ psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
 			if (now - quiet >= SPIN_SETTLE_NS || now >= until) {
 				changed = now < until;
 				if (moved == 1)
-					atomic_store_explicit(
-					    &s->lone, SPIN_LONE,
-					    memory_order_relaxed);
+					lone = SPIN_LONE;
 				break;
 			}
 		} else if (i % 64 == 0 && clock_ns() >= until) {
@@ -243,7 +241,8 @@ psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
 	 * the same CPU, and spinning there only delays the peer. */
 	if (changed && clock_ns() > until)
 		changed = false;
-	atomic_store_explicit(&s->tried, 1, memory_order_relaxed);
+	atomic_store_explicit(&s->lone, lone | PSYNC_SPIN_TRIED,
+	                      memory_order_relaxed);
 	spin_record(s, changed);
 	spin_record(&spin_thread, changed);
 	if (!changed)

@@ -265,9 +265,14 @@ psync_ctr_unlock(struct psync_ctr *c)
 struct psync_spin {
 	_Atomic uint8_t skip;
 	_Atomic uint8_t backoff;
-	_Atomic uint8_t lone;  /* spins left that wait for one only */
-	_Atomic uint8_t tried; /* has spun: its own counters decide */
+	/* Spins left that wait for one only (SPIN_LONE at most), and
+	 * PSYNC_SPIN_TRIED once it has spun: its own counters decide.  A
+	 * bit rather than a byte: a pipe's side keeps its spin in the
+	 * spare bytes of its line. */
+	_Atomic uint8_t lone;
 };
+
+#define PSYNC_SPIN_TRIED 0x80u
 
 void psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
                 size_t delta, const _Atomic uint32_t *b, uint32_t b0);
