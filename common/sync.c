@@ -127,18 +127,46 @@ spin_useful(void)
 	return n > 1;
 }
 
+/* A yield that takes longer than this gave the CPU to another process
+ * rather than to a peer that answers within microseconds. */
+#ifndef YIELD_LATE_NS
+#define YIELD_LATE_NS 50000
+#endif
+
 /*
  * A waiter that does not spin, or whose spin found nothing, yields its
  * CPU once before it sleeps: a peer runnable on the same CPU (the likely
- * reason the spin failed) runs at once, and finds no sleeper to wake, so
- * a hand-off between two threads sharing a CPU costs one system call
- * rather than a sleep and a wake-up.  Once, so an idle wait still uses
- * no CPU.
+ * reason the spin failed) runs at once, and finds no sleeper to wake.
+ * Once, so an idle wait still uses no CPU.  A yield that comes back late
+ * handed the CPU to some other process, which a sleeper woken by its
+ * peer would have preempted: the thread then skips yielding, twice as
+ * many waits each time it happens again, as spins do.  Thread-local,
+ * plain: only this thread reads it.
  */
+static _Thread_local struct {
+	uint8_t skip, backoff;
+} yield_rec;
+
 static void
 spin_yield(void)
 {
+	int64_t t0;
+
+	if (yield_rec.skip > 0) {
+		yield_rec.skip--;
+		return;
+	}
+	t0 = clock_ns();
 	sched_yield();
+	if (clock_ns() - t0 < YIELD_LATE_NS) {
+		yield_rec.backoff = 0;
+		return;
+	}
+	yield_rec.backoff = yield_rec.backoff == 0 ? 1
+	                    : yield_rec.backoff > SPIN_BACKOFF_MAX / 2
+	                        ? SPIN_BACKOFF_MAX
+	                        : yield_rec.backoff * 2 + 1;
+	yield_rec.skip = yield_rec.backoff;
 }
 
 /* This thread's record of its spins, which decides for objects that

@@ -260,7 +260,10 @@ psync_ctr_unlock(struct psync_ctr *c)
  * peer runnable on the same CPU then runs at once and finds no sleeper
  * to wake, so a hand-off between two threads that share a CPU costs one
  * system call instead of a sleep and a wake-up.  An idle wait still
- * sleeps after that one call.
+ * sleeps after that one call.  A yield that comes back late (50 us: the
+ * CPU went to another process, which a sleeper woken by its peer would
+ * have preempted) makes the thread's next waits skip yielding, with the
+ * same doubling as spins.
  */
 struct psync_spin {
 	_Atomic uint8_t skip;
