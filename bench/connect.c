@@ -403,6 +403,9 @@ struct worker {
 	uint64_t base;  /* first request number */
 	uint64_t calls; /* storm server: accept calls made */
 	long sleeps;
+	/* Its own clock: the test's thread may not run while the workers
+	 * spin on both CPUs, so it cannot time them. */
+	uint64_t t_start, t_end;
 };
 
 static void *
@@ -415,12 +418,14 @@ pair_main(void *arg)
 	pin_to_cpu(w->cpu);
 	pthread_barrier_wait(w->start);
 	s0 = thread_sleeps();
+	w->t_start = now_ns();
 	for (i = 0; i < w->count; i++) {
 		if (w->server)
 			serve_one(w->l);
 		else
 			call_one(w->l, w->base + i);
 	}
+	w->t_end = now_ns();
 	w->sleeps = thread_sleeps() - s0;
 	return NULL;
 }
@@ -437,6 +442,7 @@ storm_server(void *arg)
 	pin_to_cpu(w->cpu);
 	pthread_barrier_wait(w->start);
 	s0 = thread_sleeps();
+	w->t_start = now_ns();
 	while (done < w->count) {
 		n = polyserver_accept_many(
 		    w->l->srv, eps, w->many ? STORM_BATCH : 1, CONN_WAIT_MS);
@@ -447,6 +453,7 @@ storm_server(void *arg)
 		done += (uint64_t)n;
 		w->calls++;
 	}
+	w->t_end = now_ns();
 	w->sleeps = thread_sleeps() - s0;
 	return NULL;
 }
@@ -464,6 +471,7 @@ storm_client(void *arg)
 	pin_to_cpu(w->cpu);
 	pthread_barrier_wait(w->start);
 	s0 = thread_sleeps();
+	w->t_start = now_ns();
 	for (b = 0; b < w->count; b++) {
 		for (i = 0; i < STORM_BURST; i++) {
 			cl[i] = polyclient_create(CONN_CAPACITY);
@@ -479,6 +487,7 @@ storm_client(void *arg)
 			polyclient_close(cl[i]);
 		}
 	}
+	w->t_end = now_ns();
 	w->sleeps = thread_sleeps() - s0;
 	return NULL;
 }
@@ -552,13 +561,17 @@ run_trial_conn(enum ckind k, enum cwork w, uint64_t count, struct trial *r)
 			bench_die("pthread_create");
 	}
 	pthread_barrier_wait(&start);
-	t0 = now_ns();
+	t0 = UINT64_MAX;
+	t1 = 0;
 	for (i = 0; i < nw; i++) {
 		pthread_join(ws[i].thread, NULL);
 		sleeps += ws[i].sleeps;
 		calls += ws[i].calls;
+		if (ws[i].t_start < t0)
+			t0 = ws[i].t_start;
+		if (ws[i].t_end > t1)
+			t1 = ws[i].t_end;
 	}
-	t1 = now_ns();
 	pthread_barrier_destroy(&start);
 	for (i = 0; i < nl; i++)
 		lsn_close(&l[i]);
@@ -612,6 +625,18 @@ med(const double *v, unsigned n)
 	memcpy(s, v, n * sizeof *s);
 	qsort(s, n, sizeof *s, cmp_d);
 	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+static double
+max_of(const double *v, unsigned n)
+{
+	double m = v[0];
+	unsigned i;
+
+	for (i = 1; i < n; i++)
+		if (v[i] > m)
+			m = v[i];
+	return m;
 }
 
 static double
@@ -833,6 +858,9 @@ struct scale {
 	polyendpoint *eps;
 	pthread_barrier_t step;
 	long held[2], left[2]; /* client thread, server thread */
+	/* Each thread's clock (the test's thread may not run meanwhile):
+	 * began opening, all open, began closing, all closed. */
+	uint64_t t[2][4];
 	double open_ns, close_ns;
 	long rss0, rss1;
 };
@@ -861,6 +889,7 @@ scale_server(void *arg)
 	pin_to_cpu(conn_cpu_b);
 	pthread_barrier_wait(&s->step);
 	bench_count_begin();
+	s->t[1][0] = now_ns();
 	while (done < s->n) {
 		n = polyserver_accept_many(
 		    s->srv, s->eps + done,
@@ -870,11 +899,14 @@ scale_server(void *arg)
 			bench_die("scale accept: %s", strerror(errno));
 		done += (size_t)n;
 	}
+	s->t[1][1] = now_ns();
 	s->held[1] = bench_count_live();
 	pthread_barrier_wait(&s->step); /* all open */
 	pthread_barrier_wait(&s->step); /* measured: close */
+	s->t[1][2] = now_ns();
 	for (done = 0; done < s->n; done++)
 		polyendpoint_close(&s->eps[done]);
+	s->t[1][3] = now_ns();
 	s->left[1] = bench_count_live();
 	bench_count_end();
 	pthread_barrier_wait(&s->step);
@@ -891,6 +923,7 @@ scale_client(void *arg)
 	pin_to_cpu(conn_cpu_a);
 	pthread_barrier_wait(&s->step);
 	bench_count_begin();
+	s->t[0][0] = now_ns();
 	for (i = 0; i < s->n; i++) {
 		s->cls[i] = polyclient_create(CONN_CAPACITY);
 		if (s->cls[i] == NULL || polyclient_connect(s->cls[i], s->srv))
@@ -899,11 +932,14 @@ scale_client(void *arg)
 	for (i = 0; i < s->n; i++)
 		if (polyclient_endpoint(s->cls[i], &ep, CONN_WAIT_MS) < 0)
 			bench_die("scale endpoint: %s", strerror(errno));
+	s->t[0][1] = now_ns();
 	s->held[0] = bench_count_live();
 	pthread_barrier_wait(&s->step);
 	pthread_barrier_wait(&s->step);
+	s->t[0][2] = now_ns();
 	for (i = 0; i < s->n; i++)
 		polyclient_close(s->cls[i]);
+	s->t[0][3] = now_ns();
 	s->left[0] = bench_count_live();
 	bench_count_end();
 	pthread_barrier_wait(&s->step);
@@ -914,7 +950,6 @@ static void
 scale_run(struct scale *s, size_t n)
 {
 	pthread_t tc, ts;
-	uint64_t t0, t1, t2;
 
 	s->n = n;
 	s->cls = calloc(n, sizeof *s->cls);
@@ -932,21 +967,69 @@ scale_run(struct scale *s, size_t n)
 		bench_die("scale: cannot start the threads");
 	s->rss0 = rss_bytes();
 	pthread_barrier_wait(&s->step);
-	t0 = now_ns();
 	pthread_barrier_wait(&s->step); /* all open */
-	t1 = now_ns();
 	s->rss1 = rss_bytes();
 	pthread_barrier_wait(&s->step);
 	pthread_barrier_wait(&s->step); /* all closed */
-	t2 = now_ns();
 	pthread_join(tc, NULL);
 	pthread_join(ts, NULL);
 	pthread_barrier_destroy(&s->step);
 	polyserver_close(s->srv);
 	free(s->cls);
 	free(s->eps);
-	s->open_ns = (double)(t1 - t0);
-	s->close_ns = (double)(t2 - t1);
+#define SPAN(a, b)                                                            \
+	((double)((s->t[0][b] > s->t[1][b] ? s->t[0][b] : s->t[1][b]) -       \
+	          (s->t[0][a] < s->t[1][a] ? s->t[0][a] : s->t[1][a])))
+	s->open_ns = SPAN(0, 1);
+	s->close_ns = SPAN(2, 3);
+#undef SPAN
+}
+
+/* --- other processes ------------------------------------------------ */
+
+/* The machine's busy CPU time (/proc/stat) less this process's
+ * (getrusage), in seconds, and the wall clock; busy < 0 if unknown. */
+struct cload {
+	double wall, busy;
+};
+
+static void
+cload_sample(struct cload *l)
+{
+	unsigned long long v[7] = { 0 };
+	double hz = (double)sysconf(_SC_CLK_TCK);
+	struct rusage ru;
+	FILE *f;
+
+	l->wall = (double)now_ns() / 1e9;
+	l->busy = -1;
+	f = fopen("/proc/stat", "r");
+	if (f == NULL)
+		return;
+	/* user nice system idle iowait irq softirq */
+	if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+	           &v[2], &v[3], &v[4], &v[5], &v[6]) == 7) {
+		getrusage(RUSAGE_SELF, &ru);
+		l->busy = (double)(v[0] + v[1] + v[2] + v[5] + v[6]) / hz -
+		          ((double)ru.ru_utime.tv_sec +
+		           (double)ru.ru_utime.tv_usec / 1e6 +
+		           (double)ru.ru_stime.tv_sec +
+		           (double)ru.ru_stime.tv_usec / 1e6);
+	}
+	fclose(f);
+}
+
+/* The share of all CPUs other processes used between a and b, or -1. */
+static double
+cload_other(const struct cload *a, const struct cload *b)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	double share;
+
+	if (a->busy < 0 || b->busy < 0 || b->wall <= a->wall || ncpu < 1)
+		return -1;
+	share = (b->busy - a->busy) / ((b->wall - a->wall) * (double)ncpu);
+	return share < 0 ? 0 : share; /* ticks are coarser than rusage */
 }
 
 /* --- report ---------------------------------------------------------- */
@@ -1040,6 +1123,8 @@ connect_bench(bool quick, int cpu_a, int cpu_b)
 {
 	unsigned rounds = quick ? 3 : 9, r;
 	double target_ns = (quick ? 10 : 100) * 1e6;
+	double other[CONN_ROUNDS_MAX];
+	struct cload l0, l1;
 	struct costs costs;
 	struct scale sc;
 	struct trial t;
@@ -1065,6 +1150,7 @@ connect_bench(bool quick, int cpu_a, int cpu_b)
 	for (i = 0; i < nccells; i++)
 		ccell_calibrate(&ccells[i], target_ns);
 	for (r = 0; r < rounds; r++) {
+		cload_sample(&l0);
 		for (i = 0; i < nccells; i++) {
 			run_trial_conn(ccells[i].k, ccells[i].w,
 			               ccells[i].count, &t);
@@ -1073,10 +1159,21 @@ connect_bench(bool quick, int cpu_a, int cpu_b)
 			ccells[i].batch[r] = t.batch;
 			ccells[i].n = r + 1;
 		}
-		fprintf(stderr, "bench: connections: round %u/%u done\n",
-		        r + 1, rounds);
+		cload_sample(&l1);
+		other[r] = cload_other(&l0, &l1);
+		fprintf(stderr,
+		        "bench: connections: round %u/%u done; other "
+		        "processes used %.0f%% of the CPUs\n",
+		        r + 1, rounds, 100 * other[r]);
 	}
 	print_conn_table();
+	printf("other processes used %.0f%% of the CPUs in the median "
+	       "round (%.0f%% at most):\n%s\n",
+	       100 * med(other, rounds), 100 * max_of(other, rounds),
+	       med(other, rounds) > 0.05
+	           ? "  the waits that spin lose to them most: compare "
+	             "quiet runs."
+	           : "  a quiet run.");
 
 	measure_costs(&costs);
 	printf("\none connection on one thread, after warm-up (create, "
