@@ -133,99 +133,113 @@ spin_useful(void)
 #define YIELD_LATE_NS 50000
 #endif
 
+/* How long a waiter that has just woken a sleeper spins for its answer:
+ * the sleeper must first be scheduled again, which on a virtual machine
+ * whose CPU went idle takes tens of microseconds, more than SPIN_NS. */
+#ifndef WAKE_SPIN_NS
+#define WAKE_SPIN_NS 200000
+#endif
+
 /*
- * A waiter that does not spin, or whose spin found nothing, yields its
- * CPU once before it sleeps: a peer runnable on the same CPU (the likely
- * reason the spin failed) runs at once, and finds no sleeper to wake.
- * Once, so an idle wait still uses no CPU.  A yield that comes back late
- * handed the CPU to some other process, which a sleeper woken by its
- * peer would have preempted: the thread then skips yielding, twice as
- * many waits each time it happens again, as spins do.  Thread-local,
- * plain: only this thread reads it.
+ * What this thread learnt of its peers (sync.h): whether the last
+ * hand-off came while it yielded (the peer shares its CPU), the backoff
+ * of its yields that came back late, and when it last woke a sleeper.
+ * Thread-local and plain: only this thread reads or writes it.
  */
 static _Thread_local struct {
-	uint8_t skip, backoff;
-} yield_rec;
+	bool yield_first;
+	uint8_t skip, backoff; /* of yields */
+	int64_t kicked;
+} spin_thread;
 
-static void
-spin_yield(void)
+/* The backoff of a spin or a yield that did not pay: 1, 3, 7, ... */
+static uint8_t
+spin_backoff(uint8_t backoff)
+{
+	return backoff == 0                     ? 1
+	       : backoff > SPIN_BACKOFF_MAX / 2 ? SPIN_BACKOFF_MAX
+	                                        : backoff * 2 + 1;
+}
+
+/* Whether *a's count moved past a0 or *b moved from b0 (relaxed: the
+ * caller re-checks with the ordering it needs). */
+static bool
+spin_moved(const _Atomic size_t *a, size_t a0, const _Atomic uint32_t *b,
+           uint32_t b0)
+{
+	return (atomic_load_explicit(a, memory_order_relaxed) >>
+	        PSYNC_CTR_SHIFT) != a0 ||
+	       atomic_load_explicit(b, memory_order_relaxed) != b0;
+}
+
+/*
+ * Yields the CPU once, unless yields came back late lately; whether the
+ * peer acted meanwhile on this CPU (a hand-off).  A yield that came back
+ * late gave the CPU to another process: it counts for nothing, and the
+ * next yields are skipped, doubling as spins are.
+ */
+static bool
+spin_yield(const _Atomic size_t *a, size_t a0, const _Atomic uint32_t *b,
+           uint32_t b0)
 {
 	int64_t t0;
 
-	if (yield_rec.skip > 0) {
-		yield_rec.skip--;
-		return;
+	if (spin_thread.skip > 0) {
+		spin_thread.skip--;
+		return false;
 	}
 	t0 = clock_ns();
 	sched_yield();
-	if (clock_ns() - t0 < YIELD_LATE_NS) {
-		yield_rec.backoff = 0;
-		return;
+	if (clock_ns() - t0 >= YIELD_LATE_NS) {
+		spin_thread.backoff = spin_backoff(spin_thread.backoff);
+		spin_thread.skip = spin_thread.backoff;
+		return false;
 	}
-	yield_rec.backoff = yield_rec.backoff == 0 ? 1
-	                    : yield_rec.backoff > SPIN_BACKOFF_MAX / 2
-	                        ? SPIN_BACKOFF_MAX
-	                        : yield_rec.backoff * 2 + 1;
-	yield_rec.skip = yield_rec.backoff;
-}
-
-/* This thread's record of its spins, which decides for objects that
- * have not spun yet (sync.h). */
-static _Thread_local struct psync_spin spin_thread;
-
-/* A spin's outcome, into s's counters. */
-static void
-spin_record(struct psync_spin *s, bool changed)
-{
-	uint8_t backoff;
-
-	if (changed) {
-		atomic_store_explicit(&s->backoff, 0, memory_order_relaxed);
-		return;
-	}
-	backoff = atomic_load_explicit(&s->backoff, memory_order_relaxed);
-	backoff = backoff == 0                     ? 1
-	          : backoff > SPIN_BACKOFF_MAX / 2 ? SPIN_BACKOFF_MAX
-	                                           : backoff * 2 + 1;
-	atomic_store_explicit(&s->backoff, backoff, memory_order_relaxed);
-	atomic_store_explicit(&s->skip, backoff, memory_order_relaxed);
+	spin_thread.backoff = 0;
+	return spin_moved(a, a0, b, b0);
 }
 
 void
 psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
            size_t delta, const _Atomic uint32_t *b, uint32_t b0)
 {
-	struct psync_spin *d = &spin_thread;
-	uint8_t skip, lone;
-	int64_t until, now, quiet = 0; /* quiet: since when nothing moved */
-	bool changed = false;
+	uint8_t skip, backoff, lone;
+	int64_t until, now, next_yield, quiet = 0;
+	bool changed = false, woke;
 	size_t moved, last = 0;
 	unsigned i, k;
 
-	/* Who decides whether to spin: s, or this thread for an s that
-	 * never spun.  Relaxed: hints, as all of these counters. */
-	if (atomic_load_explicit(&s->lone, memory_order_relaxed) &
-	    PSYNC_SPIN_TRIED)
-		d = s;
-	skip = atomic_load_explicit(&d->skip, memory_order_relaxed);
-	if (skip > 0) {
-		atomic_store_explicit(&d->skip, skip - 1,
+	/* The peer shared this CPU at the last hand-off: let it run. */
+	if (spin_thread.yield_first) {
+		if (spin_yield(a, a0, b, b0))
+			return;
+		spin_thread.yield_first = false;
+	}
+	if (!spin_useful())
+		goto yield; /* the peer can only be on this CPU */
+	/* Just woke a sleeper, likely the peer this waits for: spin until
+	 * it can be back, whatever s says.  Else two threads whose
+	 * hand-offs went through a sleep stay so, each spin ending before
+	 * the other is scheduled again. */
+	now = clock_ns();
+	woke = now - spin_thread.kicked < WAKE_SPIN_NS;
+	skip = atomic_load_explicit(&s->skip, memory_order_relaxed);
+	if (skip > 0 && !woke) {
+		atomic_store_explicit(&s->skip, skip - 1,
 		                      memory_order_relaxed);
-		spin_yield();
-		return;
+		goto yield;
 	}
-	if (!spin_useful()) {
-		spin_yield(); /* the peer can only be on this CPU */
-		return;
-	}
-	lone = atomic_load_explicit(&s->lone, memory_order_relaxed) &
-	       ~PSYNC_SPIN_TRIED;
+	lone = atomic_load_explicit(&s->lone, memory_order_relaxed);
 	if (lone > 0) {
-		lone--;
+		atomic_store_explicit(&s->lone, lone - 1,
+		                      memory_order_relaxed);
 		delta = 1;
 	}
 	/* Relaxed: the caller re-checks with the ordering it needs. */
-	until = clock_ns() + SPIN_NS;
+	until = now + SPIN_NS;
+	if (woke && spin_thread.kicked + WAKE_SPIN_NS > until)
+		until = spin_thread.kicked + WAKE_SPIN_NS;
+	next_yield = now + SPIN_NS;
 	for (i = 1;; i++) {
 		moved = (atomic_load_explicit(a, memory_order_relaxed) >>
 		         PSYNC_CTR_SHIFT) -
@@ -247,11 +261,21 @@ psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
 			if (now - quiet >= SPIN_SETTLE_NS || now >= until) {
 				changed = now < until;
 				if (moved == 1)
-					lone = SPIN_LONE;
+					atomic_store_explicit(
+					    &s->lone, SPIN_LONE,
+					    memory_order_relaxed);
 				break;
 			}
-		} else if (i % 64 == 0 && clock_ns() >= until) {
-			break;
+		} else if (i % 64 == 0) {
+			now = clock_ns();
+			if (now >= until)
+				break;
+			/* A long spin lets a peer that shares this CPU
+			 * run now and then. */
+			if (now >= next_yield) {
+				sched_yield();
+				next_yield = clock_ns() + SPIN_NS;
+			}
 		}
 		/* Each look at a counter that moved takes its line from
 		 * the peer: once the batch is coming, look about once per
@@ -269,12 +293,19 @@ psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
 	 * the same CPU, and spinning there only delays the peer. */
 	if (changed && clock_ns() > until)
 		changed = false;
-	atomic_store_explicit(&s->lone, lone | PSYNC_SPIN_TRIED,
-	                      memory_order_relaxed);
-	spin_record(s, changed);
-	spin_record(&spin_thread, changed);
-	if (!changed)
-		spin_yield();
+	if (changed) {
+		atomic_store_explicit(&s->backoff, 0, memory_order_relaxed);
+		return;
+	}
+	backoff = atomic_load_explicit(&s->backoff, memory_order_relaxed);
+	backoff = spin_backoff(backoff);
+	atomic_store_explicit(&s->backoff, backoff, memory_order_relaxed);
+	atomic_store_explicit(&s->skip, backoff, memory_order_relaxed);
+yield:
+	/* The peer may be runnable here: a hand-off during the yield says
+	 * so, and the next waits yield first. */
+	if (spin_yield(a, a0, b, b0))
+		spin_thread.yield_first = true;
 }
 
 _Atomic int psync_asym;
@@ -411,6 +442,7 @@ psync_ec_kick(struct psync_ec *ec, bool all)
 	    &ec->word, &w, (left << 32) | (uint32_t)(w + 1),
 	    memory_order_relaxed, memory_order_relaxed));
 	futex(ec_futex(ec), FUTEX_WAKE, all ? INT32_MAX : 1, NULL);
+	spin_thread.kicked = clock_ns(); /* for this thread's next spin */
 }
 
 const struct timespec *
@@ -504,8 +536,10 @@ psync_event_signal(struct psync_event *ev, bool all)
 void
 psync_event_kick(struct psync_event *ev, int n)
 {
-	if (n > 0) /* else ev may be NULL */
+	if (n > 0) { /* else ev may be NULL */
 		futex(&ev->seq, FUTEX_WAKE, (uint32_t)n, NULL);
+		spin_thread.kicked = clock_ns(); /* as in psync_ec_kick */
+	}
 }
 
 void

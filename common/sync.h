@@ -249,33 +249,33 @@ psync_ctr_unlock(struct psync_ctr *c)
  * fails again, up to 255.  The counters are hints: racing updates are
  * harmless.
  *
- * An object that has not spun yet has no history: a connection's pipes
- * and its attempt are new at every connection.  Its first spins follow
- * the calling thread's record instead (each thread keeps one, updated by
- * every spin it makes), so that a thread whose peer shares its CPU does
- * not spend a whole window on each new connection's first wait.
- *
- * A wait that skips spinning, or whose spin ends without a change, yields
- * the CPU once (sched_yield) before the caller re-checks and sleeps: a
- * peer runnable on the same CPU then runs at once and finds no sleeper
- * to wake, so a hand-off between two threads that share a CPU costs one
- * system call instead of a sleep and a wake-up.  An idle wait still
- * sleeps after that one call.  A yield that comes back late (50 us: the
- * CPU went to another process, which a sleeper woken by its peer would
- * have preempted) makes the thread's next waits skip yielding, with the
- * same doubling as spins.
+ * Two more rules, from what the calling thread learnt (thread-local),
+ * for peers that share the waiter's CPU or sleep:
+ * - A wait that does not spin, or whose spin ends without a change,
+ *   yields the CPU once (sched_yield).  A peer runnable on this CPU then
+ *   runs at once and finds no sleeper to wake: a hand-off between two
+ *   threads that share a CPU costs one system call, not a futex sleep,
+ *   a wake and a switch back.  When the peer did act during a yield,
+ *   the thread's next waits yield first and spin only if that yield
+ *   brings nothing.  A yield that comes back late (50 us: the CPU went
+ *   to another process, which a sleeper woken by its peer would have
+ *   preempted) counts for nothing, and the thread's next waits skip
+ *   yielding, doubling as spins do.  An idle wait still sleeps after
+ *   one system call.
+ * - A thread that has just woken a sleeper (psync_ec_kick,
+ *   psync_event_kick) spins up to 200 us from that wake-up, whatever
+ *   the object's counters say, yielding every SPIN_NS: the sleeper it
+ *   woke, likely the peer it now waits for, must first be scheduled
+ *   again, which on a virtual machine with an idle CPU takes longer
+ *   than SPIN_NS.  Without this, two threads whose hand-offs went
+ *   through a sleep would stay so, each one's spin ending before the
+ *   other is back.
  */
 struct psync_spin {
 	_Atomic uint8_t skip;
 	_Atomic uint8_t backoff;
-	/* Spins left that wait for one only (SPIN_LONE at most), and
-	 * PSYNC_SPIN_TRIED once it has spun: its own counters decide.  A
-	 * bit rather than a byte: a pipe's side keeps its spin in the
-	 * spare bytes of its line. */
-	_Atomic uint8_t lone;
+	_Atomic uint8_t lone; /* spins left that wait for one only */
 };
-
-#define PSYNC_SPIN_TRIED 0x80u
 
 void psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
                 size_t delta, const _Atomic uint32_t *b, uint32_t b0);
