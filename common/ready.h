@@ -128,8 +128,13 @@ int pready_release(struct pready *r);
  */
 void pset_detach(struct pready *r);
 
-/* pset_rise, pset_fall: the member's readiness changed (owner lock held,
- * member.set not NULL). */
+/*
+ * pset_rise, pset_fall: the member's readiness changed (owner lock held,
+ * member.set not NULL; r->up already says so).  A fall in a set without a
+ * descriptor leaves the member where it is in the ready order: the next
+ * wait that comes to it drops it, so a member that empties and fills
+ * again while a wait is due costs the set's lock once, not twice.
+ */
 void pset_rise(struct pset_member *m);
 void pset_fall(struct pset_member *m);
 

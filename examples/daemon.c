@@ -256,15 +256,18 @@ main(void)
 		pthread_join(c->thread, NULL);
 		if (c->kind == REFUSED) {
 			ok = c->error == ECONNREFUSED;
-			printf("  client %d knocked at \"admin\": %s\n", c->id,
-			       strerror(c->error));
+			printf("  client %d (polyclient_endpoint) knocked at "
+			       "\"admin\": %s\n",
+			       c->id, strerror(c->error));
 		} else {
 			ok = c->error == 0 && c->correct == REQUESTS;
 			printf(
 			    "  client %d (%s): %d of %d replies correct%s%s\n",
 			    c->id,
-			    c->kind == SYNC ? "waited for accept"
-			                    : "asynchronous",
+			    c->kind == SYNC
+			        ? "polyclient_endpoint, waited for the accept"
+			        : "polyclient_endpoint_async, wrote before "
+			          "the accept",
 			    c->correct, REQUESTS, c->error ? ", error: " : "",
 			    c->error ? strerror(c->error) : "");
 		}
@@ -272,5 +275,6 @@ main(void)
 	}
 	printf("%s: %d connections, %d requests served, %d refused\n",
 	       failures == 0 ? "ok" : "FAILED", nconns, served, refused);
+	printf("The code of all this: examples/daemon.c\n");
 	return failures == 0 ? 0 : 1;
 }

@@ -6,13 +6,26 @@
 # - every .Xr reference names a page in man/ or an allowed system page;
 # - a page that is only a .so link points at a page in man/;
 # - every other page is clean under mandoc -Tlint -W warning (without
-#   mandoc: groff -ww -z -mandoc), and no file in man/ has trailing blanks.
+#   mandoc: groff -ww -z -mandoc), and no file in man/ has trailing blanks;
+# - every page that is not a link says ".Os polysocket VERSION" once, with
+#   VERSION the package's (PACKAGE_VERSION, from configure; without it,
+#   AC_INIT in configure.ac), so that a release cannot ship old pages.
 # Exits 1 saying why on a failure, 77 (skipped) if neither mandoc nor groff
 # is there and nothing else failed.  MANDOC and GROFF name the tools.
 set -u
 : "${srcdir:=$(dirname "$0")/..}" "${MANDOC:=mandoc}" "${GROFF:=groff}"
 man=$srcdir/man
 inc=$srcdir/include/polysocket
+
+if [ -z "${PACKAGE_VERSION:-}" ]; then
+	PACKAGE_VERSION=$(sed -n \
+		's/^AC_INIT(\[polysocket\], *\[\([^]]*\)\].*/\1/p' \
+		"$srcdir/configure.ac")
+fi
+if [ -z "$PACKAGE_VERSION" ]; then
+	echo "FAIL: no PACKAGE_VERSION, and none in $srcdir/configure.ac"
+	exit 1
+fi
 
 # The system pages the manual refers to.
 system_pages='close.2 eventfd.2 poll.2 select.2 epoll.7 pthreads.7'
@@ -92,6 +105,10 @@ for page in $pages; do
 		continue
 		;;
 	esac
+	os=$(grep '^\.Os' "$path")
+	[ "$os" = ".Os polysocket $PACKAGE_VERSION" ] ||
+		fail "man/$page: .Os must be \".Os polysocket $PACKAGE_VERSION\"" \
+			"(the package's version) once, not \"$os\""
 	refs=$(awk '/^\./ { for (i = 1; i < NF - 1; i++)
 			if ($i == "Xr" || $i == ".Xr") print $(i + 1) "." $(i + 2) }' \
 		"$path")
@@ -143,5 +160,6 @@ if [ -z "$tool" ]; then
 	exit 77
 fi
 echo "ok: $nnames public names have pages; $(echo $pages | wc -w) pages" \
-	"($(echo $links | wc -w) .so links) lint clean with $tool"
+	"($(echo $links | wc -w) .so links, the others .Os polysocket" \
+	"$PACKAGE_VERSION) lint clean with $tool"
 exit 0

@@ -26,6 +26,7 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -45,6 +46,9 @@ struct polyset {
 	unsigned tokens; /* lock: wakes sent to sleepers, untaken */
 	struct psync_event sleepers; /* lock: waiters asleep */
 	struct psync_efd efd;        /* lock */
+	/* Set, once, under lock when the descriptor is made: falls leave
+	 * the ready order at once from then on (pset_fall). */
+	_Atomic bool eager;
 	/* Moves at every rise and wake, under lock; spinning waiters read
 	 * it without (relaxed: they take the lock before they look). */
 	_Atomic uint32_t seq;
@@ -115,6 +119,24 @@ owner_unlock(void *obj, uint32_t kind)
 	}
 }
 
+/* The readiness a membership belongs to. */
+static struct pready *
+member_ready(struct pset_member *m)
+{
+	return (struct pready *)((char *)m - offsetof(struct pready, member));
+}
+
+/* Whether a member in the ready order is ready still (lock held): a fall
+ * in a set without a descriptor leaves it there (pset_fall).  Acquire:
+ * pairs with the release in pready_flip; a flip racing with this look
+ * is a thread acting on the member, whose own call settles it. */
+static bool
+member_up(struct pset_member *m)
+{
+	return atomic_load_explicit(&member_ready(m)->up,
+	                            memory_order_acquire);
+}
+
 /* The ready order (lock held). */
 static void
 set_append(struct polyset *set, struct pset_member *m)
@@ -177,7 +199,11 @@ pset_rise(struct pset_member *m)
 	int kick = 0;
 
 	pthread_mutex_lock(&set->lock);
-	if (!m->held && !m->queued)
+	/* Still in the order from before its fall: ready again, it takes
+	 * a new turn. */
+	if (m->queued)
+		set_unlink(set, m);
+	if (!m->held)
 		kick = set_due(set, m);
 	pthread_mutex_unlock(&set->lock);
 	/* The set outlives the kick: it cannot end this membership
@@ -190,6 +216,12 @@ pset_fall(struct pset_member *m)
 {
 	struct polyset *set = m->set;
 
+	/* Orders our r->up = false before the look at eager, against
+	 * set_make_eager's heavy barrier between setting eager and looking
+	 * at the members: either it sees the fall or we see it eager. */
+	psync_barrier_light();
+	if (!atomic_load_explicit(&set->eager, memory_order_relaxed))
+		return;
 	pthread_mutex_lock(&set->lock);
 	if (m->queued) {
 		set_unlink(set, m);
@@ -381,6 +413,8 @@ set_take(struct polyset *set, struct polyset_event *evs, size_t max)
 	while (n < max && set->head != NULL) {
 		m = set->head;
 		set_unlink(set, m);
+		if (!member_up(m))
+			continue; /* fell since it was due */
 		evs[n].obj = m->obj;
 		evs[n].data = m->data;
 		n++;
@@ -430,6 +464,8 @@ polyset_wait(polyset *set, struct polyset_event *evs, size_t max,
 		}
 		if (set->head != NULL) {
 			n = set_take(set, evs, max);
+			if (n == 0)
+				continue; /* every one had fallen */
 			/* More due than we took: pass them on. */
 			if (set->head != NULL)
 				kick =
@@ -468,6 +504,26 @@ polyset_wait(polyset *set, struct polyset_event *evs, size_t max,
 	return 0;
 }
 
+/*
+ * Makes falls leave the ready order at once from now on, and drops the
+ * members that fell before (lock held): a descriptor says whether a
+ * member is ready, so the order must hold only ready ones.
+ */
+static void
+set_make_eager(struct polyset *set)
+{
+	struct pset_member *m, *next;
+
+	atomic_store_explicit(&set->eager, true, memory_order_relaxed);
+	/* Pairs with pset_fall's light barrier. */
+	psync_barrier_heavy();
+	for (m = set->head; m != NULL; m = next) {
+		next = m->next;
+		if (!member_up(m))
+			set_unlink(set, m);
+	}
+}
+
 int
 polyset_fd(polyset *set)
 {
@@ -478,6 +534,8 @@ polyset_fd(polyset *set)
 		return -1;
 	}
 	pthread_mutex_lock(&set->lock);
+	if (set->efd.fd < 0)
+		set_make_eager(set);
 	if (set->efd.fd >= 0 ||
 	    psync_efd_open(&set->efd, set->head != NULL || set->pending) == 0)
 		fd = set->efd.fd;
