@@ -492,7 +492,7 @@ storm_client(void *arg)
 	return NULL;
 }
 
-enum cwork { W_ONE, W_TWO, W_STORM_MANY, W_STORM_ONE, W_COUNT };
+enum cwork { W_ONE, W_ONE_FREE, W_TWO, W_STORM_MANY, W_STORM_ONE, W_COUNT };
 
 struct trial {
 	double rate;   /* connections per second */
@@ -518,10 +518,11 @@ run_trial_conn(enum ckind k, enum cwork w, uint64_t count, struct trial *r)
 	for (i = 0; i < nl; i++)
 		lsn_open(&l[i], k);
 	memset(ws, 0, sizeof ws);
-	if (w == W_ONE || w == W_TWO) {
+	if (w == W_ONE || w == W_ONE_FREE || w == W_TWO) {
 		for (i = 0; i < nl; i++) {
-			/* One pair: client and server on two CPUs.  Two:
-			 * four threads, two CPUs, the scheduler's call. */
+			/* W_ONE: client and server on two CPUs.  Else the
+			 * scheduler's call: one pair, or two pairs, four
+			 * threads on two CPUs. */
 			ws[nw++] = (struct worker){
 				.l = &l[i],
 				.cpu = w == W_ONE ? conn_cpu_b : -1,
@@ -593,7 +594,7 @@ struct ccell {
 	double batch[CONN_ROUNDS_MAX];
 };
 
-static struct ccell ccells[K_COUNT * 2 + 2];
+static struct ccell ccells[K_COUNT * 3 + 2];
 static size_t nccells;
 
 static struct ccell *
@@ -1074,29 +1075,41 @@ print_cell(const struct ccell *c, const struct ccell *ref)
 	printf(" %6.2f", med(c->sleeps, c->n));
 }
 
+/* The rows of workloads w1 and, unless W_COUNT, w2, side by side. */
 static void
-print_conn_table(void)
+print_conn_part(enum cwork w1, const char *t1, enum cwork w2, const char *t2)
 {
-	struct ccell *many = ccell(K_HANDLE, W_STORM_MANY);
-	struct ccell *one = ccell(K_HANDLE, W_STORM_ONE);
-	int k;
+	int k, cols = w2 == W_COUNT ? 1 : 2;
 
-	printf("\nshort connections: connect, one request and reply, close "
-	       "(thousands per second)\n");
-	printf("%-20s   %-34s %s\n", "", "1 pair, 2 CPUs",
-	       "2 pairs on 2 servers, 4 threads");
+	printf("%-20s   %-34s %s\n", "", t1, t2 != NULL ? t2 : "");
 	printf("  %-18s", "row");
-	for (k = 0; k < 2; k++)
+	for (k = 0; k < cols; k++)
 		printf("   %8s %4s %6s %6s", "k/s", "+-%", "/unix", "sleeps");
 	printf("\n");
 	for (k = 0; k < K_COUNT; k++) {
 		if (!kind_built((enum ckind)k))
 			continue;
 		printf("  %-18s", kind_name[k]);
-		print_cell(ccell((enum ckind)k, W_ONE), ccell(K_UNIX, W_ONE));
-		print_cell(ccell((enum ckind)k, W_TWO), ccell(K_UNIX, W_TWO));
+		print_cell(ccell((enum ckind)k, w1), ccell(K_UNIX, w1));
+		if (cols == 2)
+			print_cell(ccell((enum ckind)k, w2),
+			           ccell(K_UNIX, w2));
 		printf("\n");
 	}
+}
+
+static void
+print_conn_table(void)
+{
+	struct ccell *many = ccell(K_HANDLE, W_STORM_MANY);
+	struct ccell *one = ccell(K_HANDLE, W_STORM_ONE);
+
+	printf("\nshort connections: connect, one request and reply, close "
+	       "(thousands per second)\n");
+	print_conn_part(W_ONE, "1 pair: client, server on 2 CPUs", W_ONE_FREE,
+	                "1 pair, unpinned");
+	print_conn_part(W_TWO, "2 pairs on 2 servers, 4 threads", W_COUNT,
+	                NULL);
 	printf("/unix: median of per-round ratios to AF_UNIX; sleeps: "
 	       "voluntary context\nswitches per connection, all threads "
 	       "(0: every wait was met spinning).\n");
@@ -1139,6 +1152,8 @@ connect_bench(bool quick, int cpu_a, int cpu_b)
 			continue;
 		ccells[nccells++] =
 		    (struct ccell){ .k = (enum ckind)k, .w = W_ONE };
+		ccells[nccells++] =
+		    (struct ccell){ .k = (enum ckind)k, .w = W_ONE_FREE };
 		ccells[nccells++] =
 		    (struct ccell){ .k = (enum ckind)k, .w = W_TWO };
 	}
@@ -1222,16 +1237,22 @@ connect_bench(bool quick, int cpu_a, int cpu_b)
 
 	printf("\nconnection targets (issue 14), medians of per-round "
 	       "ratios:\n");
-	ctarget("1 pair: polysocket / AF_UNIX",
+	ctarget("1 pair on 2 CPUs: polysocket / AF_UNIX",
 	        cratio(ccell(K_HANDLE, W_ONE), ccell(K_UNIX, W_ONE)), false, 5,
 	        "x");
-	ctarget("1 pair: polysocket by name / AF_UNIX",
+	ctarget("1 pair on 2 CPUs: by name / AF_UNIX",
 	        cratio(ccell(K_NAME, W_ONE), ccell(K_UNIX, W_ONE)), false, 5,
 	        "x");
+	ctarget("1 pair unpinned: polysocket / AF_UNIX",
+	        cratio(ccell(K_HANDLE, W_ONE_FREE), ccell(K_UNIX, W_ONE_FREE)),
+	        false, 5, "x");
+	ctarget("1 pair unpinned: by name / AF_UNIX",
+	        cratio(ccell(K_NAME, W_ONE_FREE), ccell(K_UNIX, W_ONE_FREE)),
+	        false, 5, "x");
 	ctarget("2 pairs: polysocket / AF_UNIX",
 	        cratio(ccell(K_HANDLE, W_TWO), ccell(K_UNIX, W_TWO)), false, 3,
 	        "x");
-	ctarget("2 pairs: polysocket by name / AF_UNIX",
+	ctarget("2 pairs: by name / AF_UNIX",
 	        cratio(ccell(K_NAME, W_TWO), ccell(K_UNIX, W_TWO)), false, 3,
 	        "x");
 	ctarget("scale: bytes per connection",
