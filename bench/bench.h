@@ -149,4 +149,17 @@ void pin_to_cpu(int cpu);
 /* Descriptors this process has open (/proc/self/fd), or -1. */
 int count_fds(void);
 
+/* memory.c, for connect.c: counting allocations of the calling thread
+ * (false, and nothing counted, in sanitizer builds). */
+bool bench_count_available(void);
+void bench_count_begin(void); /* from zero */
+long bench_count_live(void);  /* usable bytes held since */
+unsigned long bench_count_allocs(void);
+void bench_count_end(void);
+
+/* connect.c: the short-connection rows of issue 14, their table and
+ * targets; 0 targets failed or skipped is not required for a valid run.
+ * cpu_b < 0: one CPU. */
+void connect_bench(bool quick, int cpu_a, int cpu_b);
+
 #endif /* BENCH_BENCH_H */

@@ -38,8 +38,9 @@
 
 #ifndef NO_COUNTING
 static _Thread_local bool counting;
-static _Thread_local long live;      /* usable bytes held now */
-static _Thread_local long requested; /* bytes asked for, frees ignored */
+static _Thread_local long live;            /* usable bytes held now */
+static _Thread_local long requested;       /* bytes asked for, frees ignored */
+static _Thread_local unsigned long allocs; /* calls that allocated */
 
 extern void *__libc_malloc(size_t n);
 extern void *__libc_calloc(size_t n, size_t size);
@@ -53,6 +54,7 @@ counted(void *p, size_t n)
 	if (counting && p != NULL) {
 		live += (long)malloc_usable_size(p);
 		requested += (long)n;
+		allocs++;
 	}
 	return p;
 }
@@ -355,3 +357,45 @@ memory_measure(struct mem_report *r, bool print)
 	       r->idle, r->idle_req, sizes[NSIZES - 1], drained, r->leaked);
 }
 #endif /* NO_COUNTING */
+
+/* For connect.c: the same counting, with the calls counted too. */
+bool
+bench_count_available(void)
+{
+#ifdef NO_COUNTING
+	return false;
+#else
+	return true;
+#endif
+}
+
+void
+bench_count_begin(void)
+{
+#ifndef NO_COUNTING
+	allocs = 0;
+#endif
+	count_begin(true);
+}
+
+long
+bench_count_live(void)
+{
+	return count_live();
+}
+
+unsigned long
+bench_count_allocs(void)
+{
+#ifdef NO_COUNTING
+	return 0;
+#else
+	return allocs;
+#endif
+}
+
+void
+bench_count_end(void)
+{
+	count_end();
+}

@@ -10,10 +10,10 @@
  *
  * The owner serialises the flips: every pready_flip of one pready is made
  * under one lock of the owner's (the pipe side lock that the riser holds,
- * or the socket lock), its "owner lock" below.  pready_flip updates the
- * set membership at once, under that lock and the set's, so a set never
- * sees the flips out of order.  The descriptor and the notifier are
- * brought up to date afterwards, with no owner lock held, by
+ * or the server's or the client's own lock), its "owner lock" below.
+ * pready_flip updates the set membership at once, under that lock and the
+ * set's, so a set never sees the flips out of order.  The descriptor and the
+ * notifier are brought up to date afterwards, with no owner lock held, by
  * pready_after: the descriptor under a mutex of its own that re-reads the
  * bit, so whichever update runs last leaves it exact.
  *

@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <linux/membarrier.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
@@ -126,24 +127,110 @@ spin_useful(void)
 	return n > 1;
 }
 
+/* A yield that takes longer than this gave the CPU to another process
+ * rather than to a peer that answers within microseconds. */
+#ifndef YIELD_LATE_NS
+#define YIELD_LATE_NS 50000
+#endif
+
+/* How long a waiter that has just woken a sleeper spins for its answer:
+ * the sleeper must first be scheduled again, which on a virtual machine
+ * whose CPU went idle takes tens of microseconds, more than SPIN_NS. */
+#ifndef WAKE_SPIN_NS
+#define WAKE_SPIN_NS 200000
+#endif
+
+/*
+ * What this thread learnt of its peers (sync.h): whether the last
+ * hand-off came while it yielded (the peer shares its CPU), the backoff
+ * of its yields that came back late, and when it last woke a sleeper.
+ * Thread-local and plain: only this thread reads or writes it; in the
+ * initial-exec model, so that reaching it in a shared library is one
+ * instruction rather than a call to __tls_get_addr.
+ */
+static _Thread_local __attribute__((tls_model("initial-exec"))) struct {
+	bool yield_first;
+	uint8_t skip, backoff; /* of yields */
+	int64_t kicked;
+} spin_thread;
+
+/* The backoff of a spin or a yield that did not pay: 1, 3, 7, ... */
+static uint8_t
+spin_backoff(uint8_t backoff)
+{
+	return backoff == 0                     ? 1
+	       : backoff > SPIN_BACKOFF_MAX / 2 ? SPIN_BACKOFF_MAX
+	                                        : backoff * 2 + 1;
+}
+
+/* Whether *a's count moved past a0 or *b moved from b0 (relaxed: the
+ * caller re-checks with the ordering it needs). */
+static bool
+spin_moved(const _Atomic size_t *a, size_t a0, const _Atomic uint32_t *b,
+           uint32_t b0)
+{
+	return (atomic_load_explicit(a, memory_order_relaxed) >>
+	        PSYNC_CTR_SHIFT) != a0 ||
+	       atomic_load_explicit(b, memory_order_relaxed) != b0;
+}
+
+/*
+ * Yields the CPU once, unless yields came back late lately; whether the
+ * peer acted meanwhile on this CPU (a hand-off).  A yield that came back
+ * late gave the CPU to another process: it counts for nothing, and the
+ * next yields are skipped, doubling as spins are.
+ */
+static bool
+spin_yield(const _Atomic size_t *a, size_t a0, const _Atomic uint32_t *b,
+           uint32_t b0)
+{
+	int64_t t0;
+
+	if (spin_thread.skip > 0) {
+		spin_thread.skip--;
+		return false;
+	}
+	t0 = clock_ns();
+	sched_yield();
+	if (clock_ns() - t0 >= YIELD_LATE_NS) {
+		spin_thread.backoff = spin_backoff(spin_thread.backoff);
+		spin_thread.skip = spin_thread.backoff;
+		return false;
+	}
+	spin_thread.backoff = 0;
+	return spin_moved(a, a0, b, b0);
+}
+
 void
 psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
            size_t delta, const _Atomic uint32_t *b, uint32_t b0)
 {
 	uint8_t skip, backoff, lone;
-	int64_t until, now, quiet = 0; /* quiet: since when nothing moved */
-	bool changed = false;
+	int64_t until, now, next_yield, quiet = 0;
+	bool changed = false, woke;
 	size_t moved, last = 0;
 	unsigned i, k;
 
-	skip = atomic_load_explicit(&s->skip, memory_order_relaxed);
-	if (skip > 0) {
-		atomic_store_explicit(&s->skip, skip - 1,
-		                      memory_order_relaxed);
-		return;
+	/* The peer shared this CPU at the last hand-off: let it run. */
+	if (spin_thread.yield_first) {
+		if (spin_yield(a, a0, b, b0))
+			return;
+		spin_thread.yield_first = false;
 	}
 	if (!spin_useful())
-		return;
+		goto yield; /* the peer can only be on this CPU */
+	/* Just woke a sleeper, likely the peer this waits for: spin until
+	 * it can be back, whatever s says.  Else two threads whose
+	 * hand-offs went through a sleep stay so, each spin ending before
+	 * the other is scheduled again. */
+	now = clock_ns();
+	woke = now - spin_thread.kicked < WAKE_SPIN_NS;
+	skip = atomic_load_explicit(&s->skip, memory_order_relaxed);
+	if (skip > 0 && !woke) {
+		atomic_store_explicit(&s->skip, skip - 1,
+		                      memory_order_relaxed);
+		goto yield;
+	}
 	lone = atomic_load_explicit(&s->lone, memory_order_relaxed);
 	if (lone > 0) {
 		atomic_store_explicit(&s->lone, lone - 1,
@@ -151,7 +238,10 @@ psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
 		delta = 1;
 	}
 	/* Relaxed: the caller re-checks with the ordering it needs. */
-	until = clock_ns() + SPIN_NS;
+	until = now + SPIN_NS;
+	if (woke && spin_thread.kicked + WAKE_SPIN_NS > until)
+		until = spin_thread.kicked + WAKE_SPIN_NS;
+	next_yield = now + SPIN_NS;
 	for (i = 1;; i++) {
 		moved = (atomic_load_explicit(a, memory_order_relaxed) >>
 		         PSYNC_CTR_SHIFT) -
@@ -178,8 +268,16 @@ psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
 					    memory_order_relaxed);
 				break;
 			}
-		} else if (i % 64 == 0 && clock_ns() >= until) {
-			break;
+		} else if (i % 64 == 0) {
+			now = clock_ns();
+			if (now >= until)
+				break;
+			/* A long spin lets a peer that shares this CPU
+			 * run now and then. */
+			if (now >= next_yield) {
+				sched_yield();
+				next_yield = clock_ns() + SPIN_NS;
+			}
 		}
 		/* Each look at a counter that moved takes its line from
 		 * the peer: once the batch is coming, look about once per
@@ -202,11 +300,14 @@ psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
 		return;
 	}
 	backoff = atomic_load_explicit(&s->backoff, memory_order_relaxed);
-	backoff = backoff == 0                     ? 1
-	          : backoff > SPIN_BACKOFF_MAX / 2 ? SPIN_BACKOFF_MAX
-	                                           : backoff * 2 + 1;
+	backoff = spin_backoff(backoff);
 	atomic_store_explicit(&s->backoff, backoff, memory_order_relaxed);
 	atomic_store_explicit(&s->skip, backoff, memory_order_relaxed);
+yield:
+	/* The peer may be runnable here: a hand-off during the yield says
+	 * so, and the next waits yield first. */
+	if (spin_yield(a, a0, b, b0))
+		spin_thread.yield_first = true;
 }
 
 _Atomic int psync_asym;
@@ -354,6 +455,7 @@ psync_ec_kick(struct psync_ec *ec, bool all)
 	    memory_order_relaxed, memory_order_relaxed));
 	CHAOS_POINT();
 	futex(ec_futex(ec), FUTEX_WAKE, all ? INT32_MAX : 1, NULL);
+	spin_thread.kicked = clock_ns(); /* for this thread's next spin */
 }
 
 const struct timespec *
@@ -452,8 +554,10 @@ void
 psync_event_kick(struct psync_event *ev, int n)
 {
 	CHAOS_POINT();
-	if (n > 0) /* else ev may be NULL */
+	if (n > 0) { /* else ev may be NULL */
 		futex(&ev->seq, FUTEX_WAKE, (uint32_t)n, NULL);
+		spin_thread.kicked = clock_ns(); /* as in psync_ec_kick */
+	}
 }
 
 void

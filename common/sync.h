@@ -256,6 +256,28 @@ psync_ctr_unlock(struct psync_ctr *c)
  * CPU) makes the next waits skip spinning, twice as many each time it
  * fails again, up to 255.  The counters are hints: racing updates are
  * harmless.
+ *
+ * Two more rules, from what the calling thread learnt (thread-local),
+ * for peers that share the waiter's CPU or sleep:
+ * - A wait that does not spin, or whose spin ends without a change,
+ *   yields the CPU once (sched_yield).  A peer runnable on this CPU then
+ *   runs at once and finds no sleeper to wake: a hand-off between two
+ *   threads that share a CPU costs one system call, not a futex sleep,
+ *   a wake and a switch back.  When the peer did act during a yield,
+ *   the thread's next waits yield first and spin only if that yield
+ *   brings nothing.  A yield that comes back late (50 us: the CPU went
+ *   to another process, which a sleeper woken by its peer would have
+ *   preempted) counts for nothing, and the thread's next waits skip
+ *   yielding, doubling as spins do.  An idle wait still sleeps after
+ *   one system call.
+ * - A thread that has just woken a sleeper (psync_ec_kick,
+ *   psync_event_kick) spins up to 200 us from that wake-up, whatever
+ *   the object's counters say, yielding every SPIN_NS: the sleeper it
+ *   woke, likely the peer it now waits for, must first be scheduled
+ *   again, which on a virtual machine with an idle CPU takes longer
+ *   than SPIN_NS.  Without this, two threads whose hand-offs went
+ *   through a sleep would stay so, each one's spin ending before the
+ *   other is back.
  */
 struct psync_spin {
 	_Atomic uint8_t skip;

@@ -14,9 +14,10 @@
  * The membership itself lives in the member's readiness (struct
  * pset_member in struct pready): a set allocates nothing per member.
  *
- * Lock order: a member's owner lock (its pipe's two side locks, or the
- * socket lock), then set->lock.  polyset_close, which must go the other
- * way, only tries the owner locks, and lets go of set->lock to retry.
+ * Lock order: a member's owner lock (its pipe's two side locks, a
+ * server's lock or a client's), then set->lock.  polyset_close, which must go
+ * the other way, only tries the owner locks, and lets go of set->lock to
+ * retry.
  *
  * Waiters spin briefly on set->seq, which moves at every rise and wake,
  * then sleep on set->sleepers.  Only a rise or a wake while somebody
@@ -36,7 +37,6 @@
 #include "common/ready.h"
 #include "common/sync.h"
 #include "polypipe/pipe.h"
-#include "polysocket/registry.h"
 #include "polysocket/client.h"
 #include "polysocket/server.h"
 
@@ -84,11 +84,9 @@ owner_lock(void *obj, uint32_t kind)
 {
 	switch (kind) {
 	case PTAG_SERVER:
-		pthread_mutex_lock(&psock_lock);
-		return server_ready(obj);
+		return server_ready_lock(obj);
 	case PTAG_CLIENT:
-		pthread_mutex_lock(&psock_lock);
-		return client_ready(obj);
+		return client_ready_lock(obj);
 	default:
 		return pipe_ready_lock(obj);
 	}
@@ -97,18 +95,30 @@ owner_lock(void *obj, uint32_t kind)
 static bool
 owner_trylock(void *obj, uint32_t kind)
 {
-	if (kind == PTAG_SERVER || kind == PTAG_CLIENT)
-		return pthread_mutex_trylock(&psock_lock) == 0;
-	return pipe_ready_trylock(obj);
+	switch (kind) {
+	case PTAG_SERVER:
+		return server_ready_trylock(obj);
+	case PTAG_CLIENT:
+		return client_ready_trylock(obj);
+	default:
+		return pipe_ready_trylock(obj);
+	}
 }
 
 static void
 owner_unlock(void *obj, uint32_t kind)
 {
-	if (kind == PTAG_SERVER || kind == PTAG_CLIENT)
-		pthread_mutex_unlock(&psock_lock);
-	else
+	switch (kind) {
+	case PTAG_SERVER:
+		server_ready_unlock(obj);
+		break;
+	case PTAG_CLIENT:
+		client_ready_unlock(obj);
+		break;
+	default:
 		pipe_ready_unlock(obj);
+		break;
+	}
 }
 
 /* The readiness a membership belongs to. */

@@ -1,11 +1,17 @@
 /*
  * server.c - polyserver: a backlog of connection attempts.
  *
- * Every field of a server is guarded by psock_lock (registry.h).  A
- * decision on an attempt is made under that lock and completed by the
- * client afterwards (client_finish), so no lock is held across a polypipe
- * call or a callback.  A server is freed when it is closed and no
- * notifier call is in flight (refs).
+ * Every field of a server is guarded by its own lock, unless said
+ * otherwise: connects to different servers share nothing.  A decision
+ * on an attempt is made under that lock (attempt_take) and completed
+ * once it is released (attempt_finish), so no lock is held across a
+ * polypipe call or a callback.  A server is freed when it is closed and
+ * no notifier call is in flight (refs).
+ *
+ * Lock order: a registry bucket's lock (bind), then the server's lock,
+ * then a polyset's lock or a pready_fd's lock.  An attempt's lock may be
+ * held on entry to server_enqueue and server_withdraw (attempt.h); the
+ * server never takes one.
  */
 #include "config.h"
 
@@ -17,44 +23,75 @@
 
 #include "common/ready.h"
 #include "common/sync.h"
-#include "polysocket/client.h"
+#include "polysocket/attempt.h"
 #include "polysocket/registry.h"
 #include "polysocket/server.h"
 
 struct polyserver {
-	uint32_t tag;                 /* PTAG_SERVER */
-	struct psync_event accepters; /* accept may not wait */
-	struct psync_event settle;    /* notifier calls ending */
-	struct attempt *head;         /* the backlog, oldest first */
+	uint32_t tag; /* PTAG_SERVER */
+	pthread_mutex_t lock;
+	struct attempt *head; /* the backlog, oldest first */
 	struct attempt *tail;
 	size_t pending; /* attempts in the backlog */
 	size_t backlog; /* most attempts allowed */
 	bool refusing;  /* until the next accept call */
 	bool shut;
-	bool named;
-	unsigned refs;     /* 1 + notifier calls in flight */
-	struct pready rdy; /* pending > 0 || shut */
+	struct binding *binding; /* its name, if bound */
+	/* Moves at every enqueue and at shutdown, under the lock; an
+	 * accept spinning reads it without (relaxed: it takes the lock
+	 * before it looks at the backlog). */
+	_Atomic uint32_t seq;
+	struct psync_spin spin;
+	struct psync_event accepters; /* accept may not wait */
+	struct psync_event settle;    /* notifier calls ending */
+	_Atomic unsigned refs;        /* 1 + notifier calls in flight */
+	struct pready rdy;            /* pending > 0 || shut */
 	struct psync_notifier notify;
 };
+
+/* psync_spin's counter, which never moves here: a spinning accept
+ * watches seq alone. */
+static const _Atomic size_t still;
 
 polyserver *
 polyserver_create(void)
 {
 	polyserver *srv = psync_calloc(1, sizeof *srv);
+	int err;
 
 	if (srv == NULL)
 		return NULL;
+	err = pthread_mutex_init(&srv->lock, NULL);
+	if (err != 0) {
+		free(srv);
+		errno = err;
+		return NULL;
+	}
 	srv->tag = PTAG_SERVER;
 	srv->backlog = SIZE_MAX;
-	srv->refs = 1;
+	atomic_init(&srv->refs, 1);
 	pready_init(&srv->rdy, false);
 	return srv;
 }
 
 struct pready *
-server_ready(polyserver *srv)
+server_ready_lock(polyserver *srv)
 {
+	pthread_mutex_lock(&srv->lock);
 	return &srv->rdy;
+}
+
+bool
+server_ready_trylock(polyserver *srv)
+{
+	return pthread_mutex_trylock(&srv->lock) == 0;
+}
+
+void
+server_ready_unlock(polyserver *srv)
+{
+	pthread_mutex_unlock(&srv->lock);
+	CHAOS_POINT();
 }
 
 /* Readiness follows the backlog (lock held).  The descriptor is brought
@@ -70,29 +107,46 @@ server_update_fd(polyserver *srv)
 	pready_after(&srv->rdy, false);
 }
 
-/* Drops a reference (lock held, and released here). */
+/* Drops a reference (no lock held). */
 static void
-server_unlock_unref(polyserver *srv)
+server_unref(polyserver *srv)
 {
-	bool last = --srv->refs == 0;
+	/* Acq_rel: whoever frees sees every other holder's last writes. */
+	if (atomic_fetch_sub_explicit(&srv->refs, 1, memory_order_acq_rel) !=
+	    1)
+		return;
+	pready_destroy(&srv->rdy);
+	pthread_mutex_destroy(&srv->lock);
+	free(srv);
+}
 
-	pthread_mutex_unlock(&psock_lock);
-	CHAOS_POINT();
-	if (last) {
-		pready_destroy(&srv->rdy);
-		free(srv);
-	}
+/* Moves seq for the accepts spinning (lock held). */
+static void
+server_bump(polyserver *srv)
+{
+	atomic_store_explicit(
+	    &srv->seq,
+	    atomic_load_explicit(&srv->seq, memory_order_relaxed) + 1,
+	    memory_order_relaxed);
 }
 
 int
 server_enqueue(polyserver *srv, struct attempt *a, bool *fire)
 {
+	int err = 0;
+
 	*fire = false;
-	CHAOS_POINT();
+	pthread_mutex_lock(&srv->lock);
 	if (srv->shut || srv->refusing)
-		return ECONNREFUSED;
-	if (srv->pending >= srv->backlog)
-		return EAGAIN;
+		err = ECONNREFUSED;
+	else if (srv->pending >= srv->backlog)
+		err = EAGAIN;
+	if (err != 0) {
+		pthread_mutex_unlock(&srv->lock);
+		CHAOS_POINT();
+		return err;
+	}
+	attempt_queued(a, srv);
 	a->next = NULL;
 	a->prev = srv->tail;
 	if (srv->tail != NULL)
@@ -102,72 +156,89 @@ server_enqueue(polyserver *srv, struct attempt *a, bool *fire)
 	srv->tail = a;
 	if (srv->pending++ == 0) {
 		server_update_fd(srv);
-		srv->refs++;
-		*fire = true;
+		/* A notifier set later is not owed this transition. */
+		if (srv->notify.fn != NULL) {
+			atomic_fetch_add_explicit(&srv->refs, 1,
+			                          memory_order_relaxed);
+			*fire = true;
+		}
 	}
-	CHAOS_POINT();
+	server_bump(srv);
 	psync_event_wake(&srv->accepters, false);
+	pthread_mutex_unlock(&srv->lock);
+	CHAOS_POINT();
 	return 0;
 }
 
 void
 server_fire(polyserver *srv)
 {
+	pthread_mutex_lock(&srv->lock);
+	psync_notify_fire(&srv->notify, &srv->lock, &srv->settle);
+	pthread_mutex_unlock(&srv->lock);
 	CHAOS_POINT();
-	pthread_mutex_lock(&psock_lock);
-	psync_notify_fire(&srv->notify, &psock_lock, &srv->settle);
-	CHAOS_POINT();
-	server_unlock_unref(srv);
+	server_unref(srv);
 }
 
-void
+bool
 server_withdraw(polyserver *srv, struct attempt *a)
 {
+	bool queued;
+
+	pthread_mutex_lock(&srv->lock);
+	queued = attempt_pending(a);
+	if (queued) {
+		if (a->prev != NULL)
+			a->prev->next = a->next;
+		else
+			srv->head = a->next;
+		if (a->next != NULL)
+			a->next->prev = a->prev;
+		else
+			srv->tail = a->prev;
+		srv->pending--;
+		server_update_fd(srv);
+	}
+	pthread_mutex_unlock(&srv->lock);
 	CHAOS_POINT();
-	if (a->prev != NULL)
-		a->prev->next = a->next;
-	else
-		srv->head = a->next;
-	if (a->next != NULL)
-		a->next->prev = a->prev;
-	else
-		srv->tail = a->prev;
-	srv->pending--;
-	server_update_fd(srv);
+	return queued;
 }
 
-/* Takes the n oldest attempts out of the backlog (lock held), still
- * linked oldest first, the last one's next NULL. */
+/* Takes the n oldest attempts out of the backlog (lock held), to accept
+ * into eps or, with eps NULL, to refuse; returns them still linked,
+ * oldest first, the last one's next NULL. */
 static struct attempt *
-server_take(polyserver *srv, size_t n)
+server_take(polyserver *srv, size_t n, polyendpoint *eps)
 {
-	struct attempt *list = srv->head, *last = list;
+	struct attempt *list = srv->head, *a = list;
 	size_t i;
 
+	for (i = 0; i < n; i++, a = a->next)
+		attempt_take(a, eps != NULL ? &eps[i] : NULL);
+	a = list;
 	for (i = 1; i < n; i++)
-		last = last->next;
-	srv->head = last->next;
+		a = a->next;
+	srv->head = a->next;
 	if (srv->head != NULL)
 		srv->head->prev = NULL;
 	else
 		srv->tail = NULL;
-	last->next = NULL;
+	a->next = NULL;
 	srv->pending -= n;
 	server_update_fd(srv);
 	return list;
 }
 
 /* Completes the decisions on a list of attempts taken out of the
- * backlog; the clients' references keep them alive. */
+ * backlog (no lock held); each may go once completed. */
 static void
 server_finish_all(struct attempt *list)
 {
 	struct attempt *a, *next;
 
 	for (a = list; a != NULL; a = next) {
-		next = a->next; /* a lives in a client that may now go */
-		CHAOS_POINT();
-		client_finish(a->cl);
+		next = a->next;
+		attempt_finish(a);
 	}
 }
 
@@ -178,10 +249,11 @@ polyserver_set_backlog(polyserver *srv, size_t max)
 		errno = EINVAL;
 		return -1;
 	}
-	pthread_mutex_lock(&psock_lock);
+	pthread_mutex_lock(&srv->lock);
 	if (!srv->shut)
 		srv->backlog = max;
-	pthread_mutex_unlock(&psock_lock);
+	pthread_mutex_unlock(&srv->lock);
+	CHAOS_POINT();
 	return 0;
 }
 
@@ -190,9 +262,10 @@ polyserver_accept_many(polyserver *srv, polyendpoint *eps, size_t max,
                        int timeout_ms)
 {
 	struct psync_timer timer = psync_timer(timeout_ms);
-	struct attempt *list, *a;
-	bool timed_out = false;
-	size_t i, n;
+	bool timed_out = false, spun = false;
+	struct attempt *list;
+	uint32_t seq;
+	size_t n;
 	int err;
 
 	if (srv == NULL || eps == NULL || max == 0 ||
@@ -200,8 +273,7 @@ polyserver_accept_many(polyserver *srv, polyendpoint *eps, size_t max,
 		errno = EINVAL;
 		return -1;
 	}
-	CHAOS_POINT();
-	pthread_mutex_lock(&psock_lock);
+	pthread_mutex_lock(&srv->lock);
 	srv->refusing = false;
 	for (;;) {
 		if (srv->shut)
@@ -212,21 +284,31 @@ polyserver_accept_many(polyserver *srv, polyendpoint *eps, size_t max,
 			err = EAGAIN;
 		else if (timed_out)
 			err = ETIMEDOUT;
-		else {
+		else if (!spun) {
+			/* A client connecting on another CPU is likely
+			 * here within microseconds: cheaper to wait for it
+			 * running, by the pipes' adaptive rule (sync.h). */
+			spun = true;
+			seq = atomic_load_explicit(&srv->seq,
+			                           memory_order_relaxed);
+			pthread_mutex_unlock(&srv->lock);
+			CHAOS_POINT();
+			psync_spin(&srv->spin, &still, 0, 1, &srv->seq, seq);
+			pthread_mutex_lock(&srv->lock);
+			continue;
+		} else {
 			timed_out = psync_event_wait(&srv->accepters,
-			                             &psock_lock, &timer) != 0;
+			                             &srv->lock, &timer) != 0;
 			continue;
 		}
-		pthread_mutex_unlock(&psock_lock);
+		pthread_mutex_unlock(&srv->lock);
+		CHAOS_POINT();
 		errno = err;
 		return -1;
 	}
 	n = srv->pending < max ? srv->pending : max;
-	list = server_take(srv, n);
-	for (i = 0, a = list; i < n; i++, a = a->next)
-		client_accept(a->cl, &eps[i]);
-	CHAOS_POINT();
-	pthread_mutex_unlock(&psock_lock);
+	list = server_take(srv, n, eps);
+	pthread_mutex_unlock(&srv->lock);
 	CHAOS_POINT();
 	server_finish_all(list);
 	return (ssize_t)n;
@@ -238,20 +320,15 @@ polyserver_accept(polyserver *srv, polyendpoint *ep, int timeout_ms)
 	return polyserver_accept_many(srv, ep, 1, timeout_ms) < 0 ? -1 : 0;
 }
 
-/* Refuses every pending attempt (lock held) and returns them for
+/* Takes every pending attempt to refuse it (lock held), for
  * server_finish_all. */
 static struct attempt *
 server_refuse_all(polyserver *srv, size_t *count)
 {
-	struct attempt *list, *a;
-
 	*count = srv->pending;
 	if (srv->pending == 0)
 		return NULL;
-	list = server_take(srv, srv->pending);
-	for (a = list; a != NULL; a = a->next)
-		client_refuse(a->cl);
-	return list;
+	return server_take(srv, srv->pending, NULL);
 }
 
 int
@@ -264,14 +341,15 @@ polyserver_refuse(polyserver *srv)
 		errno = EINVAL;
 		return -1;
 	}
-	pthread_mutex_lock(&psock_lock);
+	pthread_mutex_lock(&srv->lock);
 	if (srv->shut) {
-		pthread_mutex_unlock(&psock_lock);
+		pthread_mutex_unlock(&srv->lock);
+		CHAOS_POINT();
 		return 0;
 	}
 	srv->refusing = true;
 	list = server_refuse_all(srv, &n);
-	pthread_mutex_unlock(&psock_lock);
+	pthread_mutex_unlock(&srv->lock);
 	CHAOS_POINT();
 	server_finish_all(list);
 	return n > INT_MAX ? INT_MAX : (int)n;
@@ -284,24 +362,26 @@ polyserver_pending(polyserver *srv)
 
 	if (srv == NULL)
 		return false;
-	pthread_mutex_lock(&psock_lock);
+	pthread_mutex_lock(&srv->lock);
 	pending = srv->pending > 0;
-	pthread_mutex_unlock(&psock_lock);
+	pthread_mutex_unlock(&srv->lock);
+	CHAOS_POINT();
 	return pending;
 }
 
 int
 polyserver_accept_fd(polyserver *srv)
 {
-	int fd = -1;
+	int fd;
 
 	if (srv == NULL) {
 		errno = EINVAL;
 		return -1;
 	}
-	pthread_mutex_lock(&psock_lock);
+	pthread_mutex_lock(&srv->lock);
 	fd = pready_efd(&srv->rdy);
-	pthread_mutex_unlock(&psock_lock);
+	pthread_mutex_unlock(&srv->lock);
+	CHAOS_POINT();
 	return fd;
 }
 
@@ -313,15 +393,17 @@ polyserver_set_accept_notify(polyserver *srv, polypipe_notify_fn *fn,
 		errno = EINVAL;
 		return -1;
 	}
-	pthread_mutex_lock(&psock_lock);
-	psync_notify_set(&srv->notify, fn, arg, &psock_lock, &srv->settle);
-	pthread_mutex_unlock(&psock_lock);
+	pthread_mutex_lock(&srv->lock);
+	psync_notify_set(&srv->notify, fn, arg, &srv->lock, &srv->settle);
+	pthread_mutex_unlock(&srv->lock);
+	CHAOS_POINT();
 	return 0;
 }
 
 int
 polyserver_bind(polyserver *srv, const char *name)
 {
+	struct rbucket *b;
 	int err;
 
 	err = srv == NULL ? EINVAL : registry_check_name(name);
@@ -329,17 +411,17 @@ polyserver_bind(polyserver *srv, const char *name)
 		errno = err;
 		return -1;
 	}
-	CHAOS_POINT();
-	pthread_mutex_lock(&psock_lock);
-	if (srv->named)
+	b = registry_lock(name, true);
+	pthread_mutex_lock(&srv->lock);
+	if (srv->binding != NULL)
 		err = EINVAL;
 	else if (srv->shut)
 		err = ESHUTDOWN;
 	else
-		err = registry_add(srv, name);
-	if (err == 0)
-		srv->named = true;
-	pthread_mutex_unlock(&psock_lock);
+		err = registry_add(b, srv, name, &srv->binding);
+	pthread_mutex_unlock(&srv->lock);
+	CHAOS_POINT();
+	registry_unlock(b);
 	if (err != 0) {
 		errno = err;
 		return -1;
@@ -350,6 +432,7 @@ polyserver_bind(polyserver *srv, const char *name)
 int
 polyserver_shutdown(polyserver *srv)
 {
+	struct binding *binding;
 	struct attempt *list;
 	size_t n;
 
@@ -357,22 +440,25 @@ polyserver_shutdown(polyserver *srv)
 		errno = EINVAL;
 		return -1;
 	}
-	pthread_mutex_lock(&psock_lock);
+	pthread_mutex_lock(&srv->lock);
 	if (srv->shut) {
-		pthread_mutex_unlock(&psock_lock);
+		pthread_mutex_unlock(&srv->lock);
+		CHAOS_POINT();
 		return 0;
 	}
 	srv->shut = true;
 	list = server_refuse_all(srv, &n);
 	server_update_fd(srv); /* readable for good */
-	if (srv->named) {
-		registry_remove(srv);
-		srv->named = false;
-	}
+	binding = srv->binding;
+	srv->binding = NULL;
+	server_bump(srv);
 	psync_event_wake(&srv->accepters, true);
-	srv->refs++;
-	pthread_mutex_unlock(&psock_lock);
+	atomic_fetch_add_explicit(&srv->refs, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&srv->lock);
 	CHAOS_POINT();
+	/* Found by name until here, and refused then: shut. */
+	if (binding != NULL)
+		registry_remove(binding);
 	server_finish_all(list);
 	server_fire(srv);
 	return 0;
@@ -385,17 +471,18 @@ polyserver_close(polyserver *srv)
 
 	if (srv == NULL)
 		return;
-	pthread_mutex_lock(&psock_lock);
-	psync_notify_set(&srv->notify, NULL, NULL, &psock_lock, &srv->settle);
-	pthread_mutex_unlock(&psock_lock);
+	pthread_mutex_lock(&srv->lock);
+	psync_notify_set(&srv->notify, NULL, NULL, &srv->lock, &srv->settle);
+	pthread_mutex_unlock(&srv->lock);
 	CHAOS_POINT();
 	polyserver_shutdown(srv);
-	CHAOS_POINT();
-	pthread_mutex_lock(&psock_lock);
+	pthread_mutex_lock(&srv->lock);
 	if (srv->rdy.member.set != NULL)
 		pset_detach(&srv->rdy);
 	fd = pready_release(&srv->rdy);
-	server_unlock_unref(srv);
+	pthread_mutex_unlock(&srv->lock);
+	CHAOS_POINT();
+	server_unref(srv);
 	if (fd >= 0)
 		close(fd);
 }

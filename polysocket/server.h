@@ -1,6 +1,11 @@
 /*
- * server.h - what clients need of servers.  All with psock_lock held,
- * unless said otherwise.
+ * server.h - what connection attempts (attempt.c) and sets (polyset)
+ * need of servers.
+ *
+ * Each server has a lock of its own, which guards its backlog and state
+ * and is the owner lock of its readiness.  Lock order (attempt.h): an
+ * attempt's lock, then a registry bucket's, then a server's, then a set's
+ * or a pready_fd's.
  */
 #ifndef POLYSOCKET_SERVER_H
 #define POLYSOCKET_SERVER_H
@@ -9,30 +14,33 @@
 
 #include <polysocket/polysocket.h>
 
-/* A connection attempt in a server's backlog, embedded in its client. */
-struct attempt {
-	struct attempt *prev;
-	struct attempt *next;
-	polyclient *cl;
-};
+struct attempt;
+struct pready;
 
 /*
- * server_enqueue: appends a to srv's backlog.  Returns 0, ECONNREFUSED
+ * server_enqueue (the attempt's lock held): appends a to srv's backlog
+ * and marks it queued (attempt_queued).  Returns 0, ECONNREFUSED
  * (refusing, shut down) or EAGAIN (backlog full).  When the backlog
- * becomes non-empty it sets *fire and takes a reference that the caller
- * gives to server_fire once it has released psock_lock.
+ * becomes non-empty and a notifier is set, it sets *fire and takes a
+ * reference that the caller hands to server_fire once it holds no lock.
  */
 int server_enqueue(polyserver *srv, struct attempt *a, bool *fire);
 
-/* server_fire: calls the accept notifier; psock_lock not held. */
+/* server_fire (no lock held): calls the accept notifier and drops the
+ * reference taken for it. */
 void server_fire(polyserver *srv);
 
-/* server_withdraw: takes a pending attempt out of the backlog. */
-void server_withdraw(polyserver *srv, struct attempt *a);
+/*
+ * server_withdraw (the attempt's lock held): takes a out of the backlog
+ * if it is still there, and says whether it was.  srv is alive: a
+ * server that took a cannot go before completing it, which needs the
+ * attempt's lock.
+ */
+bool server_withdraw(polyserver *srv, struct attempt *a);
 
-struct pready;
-
-/* For polyset: the readiness, whose owner lock is psock_lock. */
-struct pready *server_ready(polyserver *srv);
+/* For polyset: the readiness and its owner lock, the server's lock. */
+struct pready *server_ready_lock(polyserver *srv);
+bool server_ready_trylock(polyserver *srv);
+void server_ready_unlock(polyserver *srv);
 
 #endif /* POLYSOCKET_SERVER_H */

@@ -3017,6 +3017,58 @@ END_TEST
 
 /* --- the suite ----------------------------------------------------------- */
 
+/* --- errno across a wait --------------------------------------------- */
+
+struct errno_read {
+	polypipe *rd;
+	int timeout_ms;
+	void *msg;
+	int ret, err;
+	atomic_long tid;
+	atomic_int done;
+};
+
+static void *
+errno_read_main(void *arg)
+{
+	struct errno_read *r = arg;
+
+	atomic_store(&r->tid, test_tid());
+	errno = 4242;
+	r->ret = polypipe_read(r->rd, &r->msg, r->timeout_ms);
+	r->err = errno;
+	atomic_store(&r->done, 1);
+	return NULL;
+}
+
+/*
+ * A read that sleeps and then succeeds leaves errno as it was, with a
+ * timeout and without (_i), even when a signal made its futex call fail
+ * (EINTR) meanwhile.
+ */
+START_TEST(test_polypipe_read_keeps_errno)
+{
+	struct errno_read r = { .timeout_ms = _i == 0 ? 10000 : -1 };
+	polypipe *wr;
+	pthread_t t;
+
+	ck_assert_int_eq(polypipe_create(4, &r.rd, &wr), 0);
+	ck_assert_int_eq(pthread_create(&t, NULL, errno_read_main, &r), 0);
+	ck_assert_msg(test_wait_blocked(&r.tid, &r.done, 10000),
+	              "the read did not block on an empty pipe");
+	test_interrupt(t);
+	ck_assert_msg(test_wait_blocked(&r.tid, &r.done, 10000),
+	              "the read did not block again after a signal");
+	ck_assert_int_eq(polypipe_write(wr, MSG(7), 0), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_int_eq(r.ret, 1);
+	ck_assert_uint_eq(MSGVAL(r.msg), 7);
+	ck_assert_int_eq(r.err, 4242);
+	polypipe_close(wr);
+	polypipe_close(r.rd);
+}
+END_TEST
+
 Suite *
 polypipe_suite(void)
 {
@@ -3125,6 +3177,9 @@ polypipe_suite(void)
 	tcase_add_test(tc, test_polypipe_read_notify_removal_race);
 	tcase_add_test(tc, test_polypipe_write_notify_removal_race);
 	tcase_add_test(tc, test_polypipe_close_skips_own_notifier);
+
+	tc = new_tcase(s, "errno", 30);
+	tcase_add_loop_test(tc, test_polypipe_read_keeps_errno, 0, 2);
 
 	tc = new_tcase(s, "typed", 20);
 	tcase_add_test(tc, test_polypipe_typed_round_trip);

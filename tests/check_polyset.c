@@ -2463,6 +2463,62 @@ START_TEST(test_polyset_fast_path_no_syscall)
 }
 END_TEST
 
+/* --- errno across a wait ------------------------------------------------ */
+
+struct errno_wait {
+	polyset *set;
+	int timeout_ms;
+	struct polyset_event ev;
+	ssize_t ret;
+	int err;
+	atomic_long tid;
+	atomic_int done;
+};
+
+static void *
+errno_wait_main(void *arg)
+{
+	struct errno_wait *w = arg;
+
+	atomic_store(&w->tid, test_tid());
+	errno = 4242;
+	w->ret = polyset_wait(w->set, &w->ev, 1, w->timeout_ms);
+	w->err = errno;
+	atomic_store(&w->done, 1);
+	return NULL;
+}
+
+/*
+ * A polyset_wait that sleeps and then reports a member leaves errno as
+ * it was, with a timeout and without (_i), even when a signal made its
+ * futex call fail (EINTR) meanwhile.
+ */
+START_TEST(test_polyset_wait_keeps_errno)
+{
+	struct errno_wait w = { .set = new_set(),
+		                .timeout_ms = _i == 0 ? LONG_MS : -1 };
+	polypipe *rd, *wr;
+	pthread_t t;
+
+	pipe_new(4, &rd, &wr);
+	label(rd, "rd");
+	add(w.set, rd, 0);
+	ck_assert_int_eq(pthread_create(&t, NULL, errno_wait_main, &w), 0);
+	ck_assert_msg(test_wait_blocked(&w.tid, &w.done, LONG_MS),
+	              "polyset_wait did not block on an idle set");
+	test_interrupt(t);
+	ck_assert_msg(test_wait_blocked(&w.tid, &w.done, LONG_MS),
+	              "polyset_wait did not block again after a signal");
+	WRITE_OK(wr, 1);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_int_eq(w.ret, 1);
+	ck_assert_ptr_eq(w.ev.obj, rd);
+	ck_assert_int_eq(w.err, 4242);
+	polyset_close(w.set);
+	pipe_free(rd, wr);
+}
+END_TEST
+
 /* --- the suite ----------------------------------------------------------- */
 
 Suite *
@@ -2534,6 +2590,10 @@ polyset_suite(void)
 	tcase_add_loop_test(tc, test_polyset_with_fd_and_notifier, 0, 2);
 	tcase_add_loop_test(tc, test_polyset_with_fd_and_notifier_socket, 0,
 	                    2);
+
+	tc = new_tcase(s, "errno", 30);
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_add_loop_test(tc, test_polyset_wait_keeps_errno, 0, 2);
 
 	tc = new_tcase(s, "cost", 20);
 	tcase_add_checked_fixture(tc, setup, NULL);

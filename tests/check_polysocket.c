@@ -7,15 +7,22 @@
  * They record what they saw and the test asserts after joining them.
  */
 #include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <check.h>
@@ -2567,6 +2574,439 @@ START_TEST(test_polyclient_connect_notify_set_during_accept)
 }
 END_TEST
 
+/* --- waits that sleep: their wake-ups, errno, and no system call -------- */
+
+/*
+ * A thread blocked in polyserver_accept(..., -1) is woken by a new
+ * attempt while another thread is inside polyserver_set_accept_notify,
+ * waiting for the callback it replaced to end: accept waiters and
+ * notifier setters do not share one wake-up.  The old callback blocks
+ * until the test releases it; each thread is seen asleep in futex(2)
+ * before the next step, in both orders (_i).
+ */
+struct accept_beside_setter {
+	polyserver *srv;
+	sem_t entered, release; /* the old callback's */
+	atomic_int new_calls;   /* the new callback's */
+	atomic_long setter_tid, accepter_tid;
+	atomic_int setter_done, accepter_done;
+	sem_t accepted;
+	polyendpoint ep;
+	int accept_ret, accept_err;
+};
+
+static void
+abs_old_note(void *arg)
+{
+	struct accept_beside_setter *st = arg;
+
+	sem_post(&st->entered);
+	sem_wait(&st->release);
+}
+
+static void
+abs_new_note(void *arg)
+{
+	struct accept_beside_setter *st = arg;
+
+	atomic_fetch_add(&st->new_calls, 1);
+}
+
+struct abs_connector {
+	struct accept_beside_setter *st;
+	polyclient *cl;
+	int ret;
+};
+
+/* Connects: the backlog becomes non-empty, and this thread runs the old
+ * callback, which holds it until released. */
+static void *
+abs_connect_main(void *arg)
+{
+	struct abs_connector *c = arg;
+
+	c->ret = polyclient_connect(c->cl, c->st->srv);
+	return NULL;
+}
+
+static void *
+abs_setter_main(void *arg)
+{
+	struct accept_beside_setter *st = arg;
+
+	atomic_store(&st->setter_tid, test_tid());
+	polyserver_set_accept_notify(st->srv, abs_new_note, st);
+	atomic_store(&st->setter_done, 1);
+	return NULL;
+}
+
+static void *
+abs_accepter_main(void *arg)
+{
+	struct accept_beside_setter *st = arg;
+
+	atomic_store(&st->accepter_tid, test_tid());
+	st->accept_ret = polyserver_accept(st->srv, &st->ep, -1);
+	st->accept_err = errno;
+	atomic_store(&st->accepter_done, 1);
+	sem_post(&st->accepted);
+	return NULL;
+}
+
+/* Waits for sem up to ms: whether it was posted. */
+static bool
+sem_wait_ms(sem_t *sem, int ms)
+{
+	struct timespec ts;
+	int r;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	do
+		r = sem_timedwait(sem, &ts);
+	while (r < 0 && errno == EINTR);
+	return r == 0;
+}
+
+START_TEST(test_polyserver_accept_wakes_beside_notify_setter)
+{
+	struct accept_beside_setter st = { .srv = new_server() };
+	struct abs_connector c = { .st = &st, .cl = new_client(1) };
+	polyclient *second = new_client(1);
+	pthread_t tc, ts, ta;
+	polyendpoint first;
+
+	sem_init(&st.entered, 0, 0);
+	sem_init(&st.release, 0, 0);
+	sem_init(&st.accepted, 0, 0);
+	ck_assert_int_eq(
+	    polyserver_set_accept_notify(st.srv, abs_old_note, &st), 0);
+	ck_assert_int_eq(pthread_create(&tc, NULL, abs_connect_main, &c), 0);
+	sem_wait(&st.entered); /* the old callback runs, and stays */
+	/* The backlog is empty again while the old callback runs. */
+	ck_assert_int_eq(polyserver_accept(st.srv, &first, 0), 0);
+	if (_i == 0) {
+		ck_assert_int_eq(
+		    pthread_create(&ts, NULL, abs_setter_main, &st), 0);
+		ck_assert_msg(test_wait_blocked(&st.setter_tid,
+		                                &st.setter_done, WAIT_MS),
+		              "the setter did not wait for the old callback");
+		ck_assert_int_eq(
+		    pthread_create(&ta, NULL, abs_accepter_main, &st), 0);
+		ck_assert_msg(test_wait_blocked(&st.accepter_tid,
+		                                &st.accepter_done, WAIT_MS),
+		              "accept did not block on an empty backlog");
+	} else {
+		ck_assert_int_eq(
+		    pthread_create(&ta, NULL, abs_accepter_main, &st), 0);
+		ck_assert_msg(test_wait_blocked(&st.accepter_tid,
+		                                &st.accepter_done, WAIT_MS),
+		              "accept did not block on an empty backlog");
+		ck_assert_int_eq(
+		    pthread_create(&ts, NULL, abs_setter_main, &st), 0);
+		ck_assert_msg(test_wait_blocked(&st.setter_tid,
+		                                &st.setter_done, WAIT_MS),
+		              "the setter did not wait for the old callback");
+	}
+	/* A new attempt: it must end the accept, though the setter sleeps
+	 * too and the old callback still runs. */
+	ck_assert_int_eq(polyclient_connect(second, st.srv), 0);
+	ck_assert_msg(sem_wait_ms(&st.accepted, WAIT_MS),
+	              "accept stayed blocked with an attempt pending while a "
+	              "notifier setter waited");
+	ck_assert_int_eq(st.accept_ret, 0);
+	/* The setter still waits for the callback it replaced. */
+	ck_assert_int_eq(atomic_load(&st.setter_done), 0);
+	sem_post(&st.release);
+	ck_assert_int_eq(pthread_join(tc, NULL), 0);
+	ck_assert_int_eq(pthread_join(ts, NULL), 0);
+	ck_assert_int_eq(pthread_join(ta, NULL), 0);
+	ck_assert_int_eq(c.ret, 0);
+	/* The second attempt's transition found the new callback set. */
+	ck_assert_int_eq(atomic_load(&st.new_calls), 1);
+	polyendpoint_close(&first);
+	polyendpoint_close(&st.ep);
+	polyclient_close(c.cl);
+	polyclient_close(second);
+	polyserver_close(st.srv);
+	sem_destroy(&st.entered);
+	sem_destroy(&st.release);
+	sem_destroy(&st.accepted);
+}
+END_TEST
+
+/*
+ * A call that sleeps and then succeeds leaves errno as it was: accept
+ * and the synchronous endpoint wait, with no limit and with one (_i),
+ * even when a signal made a system call of theirs fail meanwhile.
+ */
+#define ERRNO_SENTINEL 4242
+
+struct errno_call {
+	polyserver *srv;
+	polyclient *cl;
+	bool endpoint; /* else accept */
+	int timeout_ms;
+	polyendpoint ep;
+	int ret, err;
+	atomic_long tid;
+	atomic_int done;
+};
+
+static void *
+errno_call_main(void *arg)
+{
+	struct errno_call *c = arg;
+
+	atomic_store(&c->tid, test_tid());
+	errno = ERRNO_SENTINEL;
+	if (c->endpoint)
+		c->ret = polyclient_endpoint(c->cl, &c->ep, c->timeout_ms);
+	else
+		c->ret = polyserver_accept(c->srv, &c->ep, c->timeout_ms);
+	c->err = errno;
+	atomic_store(&c->done, 1);
+	return NULL;
+}
+
+START_TEST(test_polyserver_accept_keeps_errno)
+{
+	struct errno_call c = { .srv = new_server(),
+		                .timeout_ms = _i == 0 ? -1 : WAIT_MS };
+	polyclient *cl = new_client(1);
+	pthread_t t;
+
+	ck_assert_int_eq(pthread_create(&t, NULL, errno_call_main, &c), 0);
+	ck_assert_msg(test_wait_blocked(&c.tid, &c.done, WAIT_MS),
+	              "accept did not block on an empty backlog");
+	/* A system call that fails (EINTR) inside the wait: not the
+	 * caller's business. */
+	test_interrupt(t);
+	ck_assert_msg(test_wait_blocked(&c.tid, &c.done, WAIT_MS),
+	              "accept did not block again after a signal");
+	ck_assert_int_eq(polyclient_connect(cl, c.srv), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_int_eq(c.ret, 0);
+	ck_assert_int_eq(c.err, ERRNO_SENTINEL);
+	polyendpoint_close(&c.ep);
+	polyclient_close(cl);
+	polyserver_close(c.srv);
+}
+END_TEST
+
+START_TEST(test_polyclient_endpoint_keeps_errno)
+{
+	struct errno_call c = { .srv = new_server(),
+		                .endpoint = true,
+		                .timeout_ms = _i == 0 ? -1 : WAIT_MS };
+	polyendpoint ep;
+	pthread_t t;
+
+	c.cl = pending_client(c.srv, 1);
+	ck_assert_int_eq(pthread_create(&t, NULL, errno_call_main, &c), 0);
+	ck_assert_msg(test_wait_blocked(&c.tid, &c.done, WAIT_MS),
+	              "the endpoint wait did not block while pending");
+	test_interrupt(t);
+	ck_assert_msg(test_wait_blocked(&c.tid, &c.done, WAIT_MS),
+	              "the endpoint wait did not block again after a signal");
+	ck_assert_int_eq(polyserver_accept(c.srv, &ep, 0), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_int_eq(c.ret, 0);
+	ck_assert_int_eq(c.err, ERRNO_SENTINEL);
+	polyendpoint_close(&ep);
+	polyclient_close(c.cl);
+	polyserver_close(c.srv);
+}
+END_TEST
+
+/*
+ * Runs in a child that any system call but exit_group kills: with no
+ * descriptor asked for and nobody asleep, a connection costs none,
+ * connected by handle or by name, with one request and reply or none
+ * (_i: 0 by handle, 1 by name, 2 by handle with messages).
+ */
+static void
+connect_child(polyserver *srv, const char *name, bool messages)
+{
+	struct sock_filter only_exit[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+		         offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_exit_group, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+	};
+	struct sock_fprog prog = {
+		.len = sizeof only_exit / sizeof only_exit[0],
+		.filter = only_exit,
+	};
+	polyendpoint ep, sep;
+	polyclient *cl;
+	void *m = NULL;
+	int bad = 0;
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+		_exit(77);
+	for (int k = 0; k < 3; k++) {
+		cl = polyclient_create(2);
+		bad += cl == NULL;
+		if (cl == NULL)
+			break;
+		bad += (name != NULL ? polyclient_connect_name(cl, name)
+		                     : polyclient_connect(cl, srv)) != 0;
+		bad += polyserver_accept(srv, &sep, 0) != 0;
+		bad += polyclient_endpoint(cl, &ep, 0) != 0;
+		if (messages) {
+			bad += polypipe_write(ep.wr, MSG(1), 0) != 0;
+			bad += polypipe_read(sep.rd, &m, 0) != 1;
+			bad += polypipe_write(sep.wr, MSG(2), 0) != 0;
+			bad += polypipe_read(ep.rd, &m, 0) != 1;
+			bad += MSGVAL(m) != 2;
+		}
+		polyendpoint_close(&sep);
+		polyclient_close(cl);
+	}
+	syscall(SYS_exit_group, bad == 0 ? 0 : 1);
+}
+
+START_TEST(test_polysocket_connect_no_syscall)
+{
+	const char *preload = getenv("LD_PRELOAD");
+	const char *name = _i == 1 ? "no-syscall" : NULL;
+	polyserver *srv = new_server();
+	polyendpoint ep, sep;
+	polyclient *cl;
+	int status;
+	pid_t pid;
+
+	if (preload != NULL && strstr(preload, "vgpreload") != NULL) {
+		fprintf(stderr, "test_polysocket_connect_no_syscall: skipped "
+		                "under valgrind\n");
+		polyserver_close(srv);
+		return;
+	}
+	if (name != NULL)
+		ck_assert_int_eq(polyserver_bind(srv, name), 0);
+	/* Warm up: the memory the calls need exists, freed, and the
+	 * process-wide set-up (membarrier) is done. */
+	for (int k = 0; k < 3; k++) {
+		cl = pending_client(srv, 2);
+		ck_assert_int_eq(polyserver_accept(srv, &sep, 0), 0);
+		ck_assert_int_eq(polyclient_endpoint(cl, &ep, 0), 0);
+		ck_assert_int_eq(polypipe_write(ep.wr, MSG(1), 0), 0);
+		ck_assert_int_eq(polypipe_write(sep.wr, MSG(2), 0), 0);
+		polyendpoint_close(&sep);
+		polyclient_close(cl);
+	}
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		connect_child(srv, name, _i == 2);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(!WIFSIGNALED(status),
+	              "a connection made a system call (killed by %s): %s",
+	              strsignal(WTERMSIG(status)),
+	              _i == 0   ? "by handle"
+	              : _i == 1 ? "by name"
+	                        : "by handle, with a request and a reply");
+	ck_assert(WIFEXITED(status));
+	ck_assert_msg(WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 77,
+	              "the calls failed in the child");
+	if (WEXITSTATUS(status) == 77)
+		fprintf(stderr, "test_polysocket_connect_no_syscall: skipped, "
+		                "seccomp not available\n");
+	polyserver_close(srv);
+}
+END_TEST
+
+/*
+ * 2,000 live connections between two threads, each used once, then all
+ * closed: valgrind (make check-valgrind) sees nothing left.
+ */
+#define MANY_CONNS 2000
+
+struct many_conns {
+	polyserver *srv;
+	polyendpoint eps[MANY_CONNS];
+	long accepted, served;
+	int err;
+};
+
+static void *
+many_conns_server(void *arg)
+{
+	struct many_conns *m = arg;
+	ssize_t n;
+	void *msg;
+
+	while (m->accepted < MANY_CONNS) {
+		n = polyserver_accept_many(m->srv, m->eps + m->accepted,
+		                           MANY_CONNS - (size_t)m->accepted,
+		                           WAIT_MS);
+		if (n < 0) {
+			m->err = errno;
+			return NULL;
+		}
+		m->accepted += n;
+	}
+	/* Every connection carries its number, answered doubled. */
+	for (long i = 0; i < MANY_CONNS; i++) {
+		if (polypipe_read(m->eps[i].rd, &msg, WAIT_MS) != 1 ||
+		    polypipe_write(m->eps[i].wr, MSG(2 * MSGVAL(msg)),
+		                   WAIT_MS) != 0) {
+			m->err = errno;
+			return NULL;
+		}
+		m->served++;
+	}
+	return NULL;
+}
+
+START_TEST(test_polysocket_many_connections)
+{
+	struct many_conns *m = calloc(1, sizeof *m);
+	polyclient **cls = calloc(MANY_CONNS, sizeof *cls);
+	polyendpoint ep;
+	pthread_t t;
+	void *msg;
+
+	ck_assert_ptr_nonnull(m);
+	ck_assert_ptr_nonnull(cls);
+	m->srv = new_server();
+	ck_assert_int_eq(pthread_create(&t, NULL, many_conns_server, m), 0);
+	for (long i = 0; i < MANY_CONNS; i++) {
+		cls[i] = pending_client(m->srv, 1);
+		/* Written before the accept: buffered until then. */
+		ck_assert_int_eq(polyclient_endpoint_async(cls[i], &ep), 0);
+		ck_assert_int_eq(polypipe_write(ep.wr, MSG(i), 0), 0);
+	}
+	for (long i = 0; i < MANY_CONNS; i++) {
+		ck_assert_int_eq(polyclient_endpoint(cls[i], &ep, WAIT_MS), 0);
+		ck_assert_int_eq(polypipe_read(ep.rd, &msg, WAIT_MS), 1);
+		ck_assert_uint_eq(MSGVAL(msg), 2 * (uintptr_t)i);
+	}
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_int_eq(m->err, 0);
+	ck_assert_int_eq(m->accepted, MANY_CONNS);
+	ck_assert_int_eq(m->served, MANY_CONNS);
+	/* Half the clients close first, half after their server side. */
+	for (long i = 0; i < MANY_CONNS; i += 2)
+		polyclient_close(cls[i]);
+	for (long i = 0; i < MANY_CONNS; i++)
+		polyendpoint_close(&m->eps[i]);
+	for (long i = 1; i < MANY_CONNS; i += 2)
+		polyclient_close(cls[i]);
+	polyserver_close(m->srv);
+	free(cls);
+	free(m);
+}
+END_TEST
+
 Suite *
 polysocket_suite(void)
 {
@@ -2685,5 +3125,15 @@ polysocket_suite(void)
 
 	tc = new_tcase(s, "storm", 20);
 	tcase_add_test(tc, test_polysocket_storm);
+
+	tc = new_tcase(s, "waits", 30);
+	tcase_add_loop_test(
+	    tc, test_polyserver_accept_wakes_beside_notify_setter, 0, 2);
+	tcase_add_loop_test(tc, test_polyserver_accept_keeps_errno, 0, 2);
+	tcase_add_loop_test(tc, test_polyclient_endpoint_keeps_errno, 0, 2);
+
+	tc = new_tcase(s, "cost", 30);
+	tcase_add_loop_test(tc, test_polysocket_connect_no_syscall, 0, 3);
+	tcase_add_test(tc, test_polysocket_many_connections);
 	return s;
 }

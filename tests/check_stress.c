@@ -3902,6 +3902,370 @@ START_TEST(test_stress_set_mode_changes)
 }
 END_TEST
 
+/* --- connects and closes racing on many servers ------------------------ */
+
+/*
+ * Client threads connect to MS_SERVERS servers, each with an acceptor
+ * thread of its own, and close at every point of an attempt's life.
+ * Even servers are stable and taken by handle or by name; odd ones are
+ * shut down, closed and replaced under the same name by their acceptor
+ * every few accepts, so clients reach them by name only and race with
+ * the refusals and with a name that is briefly unbound.  Stable
+ * acceptors sometimes refuse their backlog; backlogs are 1 to 3, so that
+ * connects also fail with EAGAIN.
+ *
+ * Each client that gets its endpoint writes one hello carrying its id:
+ * synchronous ones after polyclient_endpoint, asynchronous ones before
+ * the decision (counted only if then accepted).  Acceptors read every
+ * endpoint to its end.  Both sides' counts must agree: every hello a
+ * client counts arrived exactly once, at the server it chose, and no
+ * other id arrived; every accepted endpoint brought a hello or came from
+ * a client that closed before writing one.
+ */
+enum {
+	MS_SERVERS = 6,
+	MS_CLIENT_THREADS = 4,
+	MS_PER_THREAD = 20000,
+	MS_MIN = 100,
+	MS_MS = 1500,
+	MS_CHURN = 40,   /* accepts between two replacements */
+	MS_POLL_MS = 20, /* an acceptor's look at the stop flag */
+};
+
+enum ms_mode { MS_SYNC, MS_SYNC_REPLY, MS_ASYNC, MS_EARLY, MS_MODES };
+
+struct ms;
+
+struct ms_server {
+	struct ms *ms;
+	int idx;
+	polyserver *srv; /* its acceptor's; stable ones never change */
+	char name[64];
+	uint64_t rng;
+	pthread_t thread;
+	long accepted, hellos, empty, replaced, refused;
+};
+
+struct ms {
+	struct ms_server servers[MS_SERVERS];
+	atomic_uchar *seen;  /* [id]: hellos that arrived */
+	atomic_uchar *where; /* [id]: 1 + the server it arrived at */
+	atomic_int stop;
+	int64_t deadline;
+	pthread_barrier_t start;
+	/* Per client thread, what its clients saw. */
+	struct {
+		long count, delivered, refused, again, early, unbound;
+		uint64_t rng;
+		pthread_t thread;
+	} th[MS_CLIENT_THREADS];
+	unsigned char *chosen;    /* [id]: 1 + the server chosen */
+	unsigned char *delivered; /* [id]: its hello is owed */
+};
+
+#define MS_ID(t, i) ((long)(t)*MS_PER_THREAD + (i))
+
+static polyserver *
+ms_new_server(struct ms_server *s)
+{
+	polyserver *srv = polyserver_create();
+
+	if (srv == NULL ||
+	    polyserver_set_backlog(srv, 1 + (size_t)s->idx % 3) != 0 ||
+	    polyserver_bind(srv, s->name) != 0) {
+		fail_note("server %d: create or bind: %s", s->idx,
+		          strerror(errno));
+		polyserver_close(srv);
+		return NULL;
+	}
+	return srv;
+}
+
+/* Reads an accepted endpoint to its end, and closes it. */
+static void
+ms_serve(struct ms_server *s, polyendpoint *ep)
+{
+	struct ms *ms = s->ms;
+	bool hello = false;
+	void *m;
+	int r;
+
+	while ((r = polypipe_read(ep->rd, &m, LONG_MS)) == 1) {
+		long id = (long)MSGVAL(m);
+
+		if (id < 0 || id >= MS_ID(MS_CLIENT_THREADS, 0) || hello) {
+			fail_note("server %d: unexpected message %ld", s->idx,
+			          id);
+			break;
+		}
+		hello = true;
+		if (atomic_fetch_add(&ms->seen[id], 1) != 0)
+			fail_note("hello %ld arrived twice", id);
+		atomic_store(&ms->where[id], (unsigned char)(s->idx + 1));
+		s->hellos++;
+		/* The answer, which the client may not wait for. */
+		(void)polypipe_write(ep->wr, MSG(id + 1), 0);
+	}
+	if (r < 0)
+		fail_note("server %d: read: %s", s->idx, strerror(errno));
+	if (!hello)
+		s->empty++;
+	polyendpoint_close(ep);
+}
+
+static void *
+ms_acceptor(void *arg)
+{
+	struct ms_server *s = arg;
+	bool churn = s->idx % 2 == 1;
+	polyendpoint eps[4];
+	long since = 0;
+	ssize_t n;
+	int r;
+
+	pthread_barrier_wait(&s->ms->start);
+	while (!atomic_load(&s->ms->stop)) {
+		if (!churn && rng_below(&s->rng, 64) == 0) {
+			r = polyserver_refuse(s->srv);
+			if (r < 0)
+				fail_note("refuse: %s", strerror(errno));
+			else
+				s->refused += r;
+		}
+		n = polyserver_accept_many(
+		    s->srv, eps, 1 + rng_below(&s->rng, 4), MS_POLL_MS);
+		if (n < 0) {
+			if (errno != ETIMEDOUT)
+				fail_note("server %d: accept: %s", s->idx,
+				          strerror(errno));
+			continue;
+		}
+		s->accepted += n;
+		for (ssize_t i = 0; i < n; i++)
+			ms_serve(s, &eps[i]);
+		since += n;
+		if (churn && since >= MS_CHURN) {
+			/* Refuses the backlog, releases the name. */
+			polyserver_close(s->srv);
+			s->srv = ms_new_server(s);
+			if (s->srv == NULL)
+				return NULL;
+			s->replaced++;
+			since = 0;
+		}
+	}
+	/* The clients are done: nothing is left pending. */
+	if (polyserver_pending(s->srv))
+		fail_note("server %d: an attempt pending at the end", s->idx);
+	polyserver_close(s->srv);
+	return NULL;
+}
+
+/* One client: connects to server k by handle or name, then acts as its
+ * mode says. */
+static void
+ms_client(struct ms *ms, int t, long i)
+{
+	long id = MS_ID(t, i);
+	uint64_t *rng = &ms->th[t].rng;
+	int k = (int)rng_below(rng, MS_SERVERS);
+	enum ms_mode mode = (enum ms_mode)rng_below(rng, MS_MODES);
+	struct ms_server *s = &ms->servers[k];
+	bool by_name = k % 2 == 1 || rng_coin(rng);
+	polyendpoint ep;
+	polyclient *cl = polyclient_create(2);
+	void *m;
+	int r;
+
+	if (cl == NULL) {
+		fail_note("polyclient_create: %s", strerror(errno));
+		return;
+	}
+	ms->chosen[id] = (unsigned char)(k + 1);
+	r = by_name ? polyclient_connect_name(cl, s->name)
+	            : polyclient_connect(cl, s->srv);
+	if (r != 0) {
+		if (errno == EAGAIN)
+			ms->th[t].again++;
+		else if (errno == ECONNREFUSED)
+			ms->th[t].unbound++;
+		else
+			fail_note("client %ld: connect: %s", id,
+			          strerror(errno));
+		polyclient_close(cl);
+		return;
+	}
+	switch (mode) {
+	case MS_EARLY:
+		jitter(rng, 4);
+		ms->th[t].early++;
+		break;
+	case MS_ASYNC:
+		if (polyclient_endpoint_async(cl, &ep) != 0) {
+			if (errno != ECONNREFUSED)
+				fail_note("client %ld: endpoint_async: %s", id,
+				          strerror(errno));
+			ms->th[t].refused++;
+			break;
+		}
+		r = polypipe_write(ep.wr, MSG(id), 0);
+		if (polyclient_endpoint(cl, &ep, LONG_MS) == 0) {
+			if (r != 0)
+				fail_note("client %ld: accepted, but the "
+				          "write failed: %s",
+				          id, strerror(errno));
+			ms->delivered[id] = 1;
+			ms->th[t].delivered++;
+		} else if (errno == ECONNREFUSED) {
+			ms->th[t].refused++;
+		} else {
+			fail_note("client %ld: endpoint: %s", id,
+			          strerror(errno));
+		}
+		break;
+	default:
+		if (polyclient_endpoint(cl, &ep, LONG_MS) != 0) {
+			if (errno != ECONNREFUSED)
+				fail_note("client %ld: endpoint: %s", id,
+				          strerror(errno));
+			ms->th[t].refused++;
+			break;
+		}
+		if (polypipe_write(ep.wr, MSG(id), 0) != 0) {
+			fail_note("client %ld: write: %s", id,
+			          strerror(errno));
+			break;
+		}
+		ms->delivered[id] = 1;
+		ms->th[t].delivered++;
+		if (mode == MS_SYNC_REPLY &&
+		    (polypipe_read(ep.rd, &m, LONG_MS) != 1 ||
+		     MSGVAL(m) != (uintptr_t)id + 1))
+			fail_note("client %ld: no answer", id);
+		break;
+	}
+	polyclient_close(cl);
+}
+
+struct ms_arg {
+	struct ms *ms;
+	int t;
+};
+
+static void *
+ms_client_thread(void *arg)
+{
+	struct ms_arg *a = arg;
+	struct ms *ms = a->ms;
+	long i;
+
+	self_tag = a->t;
+	pthread_barrier_wait(&ms->start);
+	for (i = 0;
+	     i < MS_PER_THREAD && (i < MS_MIN || now_ms() < ms->deadline); i++)
+		ms_client(ms, a->t, i);
+	ms->th[a->t].count = i;
+	return NULL;
+}
+
+START_TEST(test_stress_connect_many_servers)
+{
+	size_t ids = (size_t)MS_ID(MS_CLIENT_THREADS, 0);
+	struct ms *ms = calloc(1, sizeof *ms);
+	struct ms_arg args[MS_CLIENT_THREADS];
+	long accepted = 0, hellos = 0, empty = 0, delivered = 0;
+	long early = 0, refused = 0, again = 0, unbound = 0;
+	long replaced = 0, srv_refused = 0, clients = 0;
+
+	stress_begin();
+	ck_assert_ptr_nonnull(ms);
+	ms->seen = calloc(ids, sizeof *ms->seen);
+	ms->where = calloc(ids, sizeof *ms->where);
+	ms->chosen = calloc(ids, 1);
+	ms->delivered = calloc(ids, 1);
+	ck_assert(ms->seen && ms->where && ms->chosen && ms->delivered);
+	ck_assert_int_eq(
+	    pthread_barrier_init(&ms->start, NULL,
+	                         MS_SERVERS + MS_CLIENT_THREADS + 1),
+	    0);
+	for (int k = 0; k < MS_SERVERS; k++) {
+		struct ms_server *s = &ms->servers[k];
+
+		s->ms = ms;
+		s->idx = k;
+		s->rng = rng_seed(14, (uint64_t)k);
+		snprintf(s->name, sizeof s->name, "check_stress/%ld/many/%d",
+		         (long)getpid(), k);
+		s->srv = ms_new_server(s);
+		ck_assert_ptr_nonnull(s->srv);
+		spawn(&s->thread, ms_acceptor, s);
+	}
+	for (int t = 0; t < MS_CLIENT_THREADS; t++) {
+		ms->th[t].rng = rng_seed(14, 100 + (uint64_t)t);
+		args[t].ms = ms;
+		args[t].t = t;
+		spawn(&ms->th[t].thread, ms_client_thread, &args[t]);
+	}
+	ms->deadline = now_ms() + MS_MS;
+	pthread_barrier_wait(&ms->start);
+	for (int t = 0; t < MS_CLIENT_THREADS; t++)
+		join(ms->th[t].thread);
+	atomic_store(&ms->stop, 1);
+	for (int k = 0; k < MS_SERVERS; k++)
+		join(ms->servers[k].thread);
+	pthread_barrier_destroy(&ms->start);
+	assert_no_failures();
+
+	for (int k = 0; k < MS_SERVERS; k++) {
+		struct ms_server *s = &ms->servers[k];
+
+		accepted += s->accepted;
+		hellos += s->hellos;
+		empty += s->empty;
+		replaced += s->replaced;
+		srv_refused += s->refused;
+	}
+	for (int t = 0; t < MS_CLIENT_THREADS; t++) {
+		ck_assert_int_ge(ms->th[t].count, MS_MIN);
+		clients += ms->th[t].count;
+		delivered += ms->th[t].delivered;
+		early += ms->th[t].early;
+		refused += ms->th[t].refused;
+		again += ms->th[t].again;
+		unbound += ms->th[t].unbound;
+		for (long i = 0; i < ms->th[t].count; i++) {
+			long id = MS_ID(t, i);
+			int seen = atomic_load(&ms->seen[id]);
+
+			/* Owed: arrived once, where it was sent.  Not owed:
+			 * never written, or destroyed with its refusal. */
+			ck_assert_msg(seen == ms->delivered[id],
+			              "client %ld: hello seen %d times, owed "
+			              "%d (seed %llu)",
+			              id, seen, ms->delivered[id],
+			              (unsigned long long)seed);
+			if (seen)
+				ck_assert_int_eq(atomic_load(&ms->where[id]),
+				                 ms->chosen[id]);
+		}
+	}
+	ck_assert_int_eq(hellos, delivered);
+	ck_assert_int_eq(accepted, hellos + empty);
+	/* An endpoint without a hello: its client closed first. */
+	ck_assert_int_le(empty, early);
+	report("connect_many_servers: %ld clients, %ld accepted (%ld "
+	       "closed early), %ld refused, %ld EAGAIN, %ld refused at once; "
+	       "%ld replacements, %ld refused by refuse",
+	       clients, accepted, empty, refused, again, unbound, replaced,
+	       srv_refused);
+	free(ms->seen);
+	free(ms->where);
+	free(ms->chosen);
+	free(ms->delivered);
+	free(ms);
+}
+END_TEST
+
 /* --- the suite --------------------------------------------------------- */
 
 Suite *
@@ -3936,5 +4300,8 @@ stress_suite(void)
 	tcase_add_test(tc, test_stress_set_oneshot_pool);
 	tcase_add_test(tc, test_stress_set_churn);
 	tcase_add_test(tc, test_stress_set_mode_changes);
+
+	tc = new_tcase(s, "connect-many", 60);
+	tcase_add_test(tc, test_stress_connect_many_servers);
 	return s;
 }

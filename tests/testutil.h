@@ -8,12 +8,19 @@
 #define POLYSOCKET_TESTUTIL_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <check.h>
 
@@ -123,5 +130,101 @@ test_skip(const char *name, const char *why)
 /* A message value that is not a real pointer: (void *)(uintptr_t)n. */
 #define MSG(n) ((void *)(uintptr_t)(n))
 #define MSGVAL(p) ((uintptr_t)(p))
+
+/* --- threads blocked in a call ------------------------------------------ */
+
+/* The calling thread's kernel id. */
+static inline long
+test_tid(void)
+{
+	return (long)syscall(SYS_gettid);
+}
+
+/* /proc/self/task/<tid>/<file> into buf (NUL-terminated): false if it
+ * cannot be read. */
+static inline bool
+test_task_file(long tid, const char *file, char *buf, size_t size)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/self/task/%ld/%s", tid, file);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	return true;
+}
+
+/*
+ * Whether thread tid sleeps in futex(2) now: state S or D in its stat,
+ * and futex as its system call where /proc tells it (a thread of a
+ * valgrind run waiting for valgrind's own lock sleeps in another call).
+ */
+static inline bool
+test_blocked_in_futex(long tid)
+{
+	char buf[512];
+	const char *p;
+
+	if (!test_task_file(tid, "stat", buf, sizeof buf))
+		return false;
+	p = strrchr(buf, ')');
+	if (p == NULL || p[1] != ' ' || (p[2] != 'S' && p[2] != 'D'))
+		return false;
+	if (!test_task_file(tid, "syscall", buf, sizeof buf))
+		return true; /* not told: the state will do */
+	return strtol(buf, NULL, 10) == SYS_futex;
+}
+
+/*
+ * Polls, every 200 us for up to timeout_ms, until the thread whose id is
+ * in *tid (0 while not yet known) sleeps in futex(2), or *done is set:
+ * whether it was seen asleep.  A test then acts knowing that the thread
+ * fell asleep in its library call, which is the case it means to test;
+ * no sleep stands in for synchronisation.
+ */
+static inline bool
+test_wait_blocked(atomic_long *tid, atomic_int *done, int timeout_ms)
+{
+	struct timespec pause = { .tv_nsec = 200000 };
+	int64_t t0 = now_ms();
+	long t;
+
+	while (!atomic_load(done) && now_ms() - t0 < timeout_ms) {
+		t = atomic_load(tid);
+		if (t != 0 && test_blocked_in_futex(t))
+			return true;
+		nanosleep(&pause, NULL);
+	}
+	return false;
+}
+
+static void
+test_no_op(int sig)
+{
+	(void)sig;
+}
+
+/*
+ * Interrupts thread t's system call with a signal whose handler does
+ * nothing and that does not restart calls: a futex wait returns EINTR,
+ * which the library must treat as a spurious wake-up and hide from
+ * errno.
+ */
+static inline void
+test_interrupt(pthread_t t)
+{
+	struct sigaction sa = { .sa_handler = test_no_op };
+
+	sigemptyset(&sa.sa_mask);
+	ck_assert_int_eq(sigaction(SIGUSR1, &sa, NULL), 0);
+	ck_assert_int_eq(pthread_kill(t, SIGUSR1), 0);
+}
 
 #endif /* POLYSOCKET_TESTUTIL_H */

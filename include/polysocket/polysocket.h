@@ -12,8 +12,12 @@
  * - A client's two pipes are made by polyclient_create, so connecting
  *   never allocates.  The library starts no thread and opens no
  *   descriptor until a *_fd call asks for one.
- * - Connection set-up (backlogs, client states, the name table) is
- *   guarded by one process-wide lock; messages never take it.
+ * - Connection set-up takes no process-wide lock: each server guards
+ *   its backlog with a lock of its own and each client its state; the
+ *   name table is split into buckets that lookups only read-lock.
+ *   Messages take none of these.  polyserver_accept and
+ *   polyclient_endpoint spin briefly before they sleep, as pipe waits
+ *   do, and use no CPU while idle.
  * - A client refused during polyserver_refuse or polyserver_shutdown sees
  *   ECONNREFUSED on its endpoint pipes before its wait, descriptor and
  *   notifier report the refusal.
