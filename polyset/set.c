@@ -174,6 +174,18 @@ set_update_fd(struct polyset *set)
 	psync_efd_update(&set->efd, set->head != NULL || set->pending);
 }
 
+/* Tells spinning waiters that something changed (lock held: the only
+ * writer, so a plain load and store; relaxed, as they take the lock
+ * before they look). */
+static void
+set_moved(struct polyset *set)
+{
+	atomic_store_explicit(
+	    &set->seq,
+	    atomic_load_explicit(&set->seq, memory_order_relaxed) + 1,
+	    memory_order_relaxed);
+}
+
 /*
  * A member became due (lock held): appended to the ready order, and a
  * waiter asleep woken to take it.  Returns how many to kick once the
@@ -187,10 +199,7 @@ set_due(struct polyset *set, struct pset_member *m)
 	set_append(set, m);
 	if (was_idle)
 		set_update_fd(set);
-	atomic_store_explicit(
-	    &set->seq,
-	    atomic_load_explicit(&set->seq, memory_order_relaxed) + 1,
-	    memory_order_relaxed);
+	set_moved(set);
 	return psync_event_signal(&set->sleepers, false);
 }
 
@@ -569,10 +578,7 @@ polyset_wake(polyset *set)
 		set->pending = true;
 		set_update_fd(set);
 	}
-	atomic_store_explicit(
-	    &set->seq,
-	    atomic_load_explicit(&set->seq, memory_order_relaxed) + 1,
-	    memory_order_relaxed);
+	set_moved(set);
 	pthread_mutex_unlock(&set->lock);
 	CHAOS_POINT();
 	psync_event_kick(&set->sleepers, kick);
