@@ -125,6 +125,7 @@ count_fds(void)
 struct options {
 	bool quick;
 	bool connect_only; /* --connect: the connection rows only */
+	const char *only;  /* --only=: rows whose name has one of these */
 	unsigned rounds;
 	unsigned trial_ms; /* aimed-at length of one trial */
 	unsigned budget_s; /* no new round after this, once 3 are done */
@@ -142,6 +143,8 @@ usage(FILE *f)
 	        "runs and\n"
 	        "                every message arrives; numbers are rough\n"
 	        "  --connect     only the short-connection rows (issue 14)\n"
+	        "  --only=A,B    only the rows whose name contains A or B\n"
+	        "                (no memory, idle or connection rows)\n"
 	        "  --rounds=N    rounds of every cell (default 9, quick 3)\n"
 	        "  --trial-ms=N  length of one trial (default 120, quick 8)\n"
 	        "exit status: 0 valid run, 1 lost/misordered message or "
@@ -177,6 +180,8 @@ parse_options(int argc, char **argv, struct options *o)
 			o->quick = true;
 		} else if (strcmp(argv[i], "--connect") == 0) {
 			o->connect_only = true;
+		} else if (strncmp(argv[i], "--only=", 7) == 0) {
+			o->only = argv[i] + 7;
 		} else if (strncmp(argv[i], "--rounds=", 9) == 0) {
 			rounds = number(argv[i] + 9, 1, MAX_ROUNDS);
 		} else if (strncmp(argv[i], "--trial-ms=", 11) == 0) {
@@ -343,8 +348,29 @@ static const char *const place_name[NPLACES] = {
 	"same CPU",
 };
 
+/* Whether a row's name contains one of the comma-separated parts of
+ * only (NULL: every row). */
+static bool
+row_chosen(const char *name, const char *only)
+{
+	const char *p = only, *end;
+	size_t n;
+
+	if (only == NULL)
+		return true;
+	for (;;) {
+		end = strchr(p, ',');
+		n = end != NULL ? (size_t)(end - p) : strlen(p);
+		if (n > 0 && memmem(name, strlen(name), p, n) != NULL)
+			return true;
+		if (end == NULL)
+			return false;
+		p = end + 1;
+	}
+}
+
 static void
-cells_build(void)
+cells_build(const char *only)
 {
 	size_t i, k = 0, nt;
 	int w, p;
@@ -357,7 +383,8 @@ cells_build(void)
 	for (w = 0; w < WL_COUNT; w++)
 		for (p = 0; p < NPLACES; p++)
 			for (i = 0; transports[i] != NULL; i++) {
-				if (!(transports[i]->caps & wl_caps[w]))
+				if (!(transports[i]->caps & wl_caps[w]) ||
+				    !row_chosen(transports[i]->name, only))
 					continue;
 				if (p == DIFF_CPU && cpu_b < 0)
 					continue; /* only one CPU */
@@ -1028,6 +1055,13 @@ main(int argc, char **argv)
 
 	/* Memory first, while no other library has started threads. */
 	printf("\n");
+	if (o.only != NULL) {
+		mem = (struct mem_report){ .counted = false };
+		scale = (struct scale_report){ .counted = false,
+			                       .fds_before = -1 };
+		idle = NAN;
+		goto rounds;
+	}
 	memory_measure(&mem, true);
 	if (mem.counted && mem.leaked != 0)
 		bench_error("memory: %ld bytes left after closing a pipe",
@@ -1039,7 +1073,8 @@ main(int argc, char **argv)
 		            scale.leaked);
 	idle = measure_idle(&o);
 
-	cells_build();
+rounds:
+	cells_build(o.only);
 	fprintf(stderr, "bench: warm-up and calibration of %zu cells...\n",
 	        ncells);
 	for (i = 0; i < ncells; i++)
@@ -1056,7 +1091,8 @@ main(int argc, char **argv)
 	       (unsigned long long)atomic_load(&bench_errors));
 	print_targets(&o, idle, &mem);
 	print_set_targets(&scale);
-	connect_bench(o.quick, cpu_a, cpu_b);
+	if (o.only == NULL)
+		connect_bench(o.quick, cpu_a, cpu_b);
 	transports_fini();
 	printf("run %s (%.0f s)\n",
 	       atomic_load(&bench_errors) ? "INVALID" : "valid",
