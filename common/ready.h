@@ -11,14 +11,14 @@
  * The owner serialises the flips: every pready_flip of one pready is made
  * under one lock of the owner's (the pipe side lock that the riser holds,
  * or the server's or the client's own lock), its "owner lock" below.
- * pready_flip updates the set membership at once, under that lock and the
- * set's, so a set never sees the flips out of order.  The descriptor and the
+ * pready_flip updates the set membership at once, under that lock and one
+ * of the set's, so a set never sees the flips out of order.  The descriptor and the
  * notifier are brought up to date afterwards, with no owner lock held, by
  * pready_after: the descriptor under a mutex of its own that re-reads the
  * bit, so whichever update runs last leaves it exact.
  *
- * Lock order: owner lock(s), then the polyset's lock or a pready_fd's
- * lock; nothing is taken under either of those two, and a notifier is
+ * Lock order: owner lock(s), then the polyset's locks (set.c) or a
+ * pready_fd's lock; nothing else is taken under those, and a notifier is
  * called with no lock held at all.
  */
 #ifndef POLYSOCKET_READY_H
@@ -43,19 +43,29 @@ struct polyset;
 #define PTAG_CLIENT 0x7073436cu  /* "psCl" */
 
 /*
- * A membership of a polyset, inside the pready of its member.  Fields
- * change under the owner lock and the set's lock both, so either one
- * suffices to read them; the ready links under the set's lock alone.
+ * A membership of a polyset, inside the pready of its member.  set, obj,
+ * data and flags change under the owner lock and the set's lock both, so
+ * either one suffices to read them.  state is written by atomic
+ * read-modify-write only (set.c says by whom).  The links belong to
+ * whichever list holds the member: the set's rises (next alone, under the
+ * set's rise lock) or its ready order (under the set's lock); a member
+ * passes from the first to the second under both.
  */
+enum {
+	PSET_IDLE, /* in neither list: not ready, or ready before joining */
+	PSET_DUE,  /* in the rises or the ready order */
+	PSET_HELD  /* ONESHOT, reported, not re-armed since */
+};
+
 struct pset_member {
 	struct polyset *set; /* NULL: in no set */
 	void *obj;           /* the handle given to polyset_add */
 	void *data;
-	struct pset_member *next, *prev;   /* the set's ready order */
+	struct pset_member *next, *prev;   /* the rises, or the ready order */
 	struct pset_member *anext, *aprev; /* all the set's members */
 	unsigned flags;                    /* POLYSET_ONESHOT */
-	bool queued;                       /* in the ready order */
-	bool held; /* ONESHOT, reported, not re-armed since */
+	_Atomic uint8_t state;             /* PSET_IDLE, PSET_DUE, PSET_HELD */
+	bool ordered; /* set's lock: in the ready order, not the rises */
 };
 
 /* The descriptor and the notifier, allocated when first asked for. */
@@ -130,10 +140,10 @@ void pset_detach(struct pready *r);
 
 /*
  * pset_rise, pset_fall: the member's readiness changed (owner lock held,
- * member.set not NULL; r->up already says so).  A fall in a set without a
- * descriptor leaves the member where it is in the ready order: the next
- * wait that comes to it drops it, so a member that empties and fills
- * again while a wait is due costs the set's lock once, not twice.
+ * member.set not NULL; r->up already says so).  A rise takes only the
+ * set's rise lock, for a moment, whatever the set's waiters are doing; a
+ * fall takes the member out of the ready order at once, under the set's
+ * lock.
  */
 void pset_rise(struct pset_member *m);
 void pset_fall(struct pset_member *m);

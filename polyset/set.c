@@ -1,28 +1,43 @@
 /*
  * set.c - polyset: one wait for many pipe ends, servers and clients.
  *
- * A set keeps its ready members in a list, in the order in which they
- * became ready: the ready order.  A member's readiness moves it into that
- * list as it rises (pset_rise, called by pready_flip under the member's
- * owner lock), so a wait only takes from the head of the list and never
- * visits an idle member.  A fall takes it out at once in a set with a
- * descriptor; otherwise it stays until a wait comes to it and drops it
- * (pset_fall), or until it rises again and takes a new turn.
- * A member reported and still ready goes back to the tail; a ONESHOT one
- * is held out of the list until polyset_modify re-arms it.
+ * A set keeps its ready members in the order in which they became ready,
+ * in two lists: the rises, where a member's rise (pset_rise, called by
+ * pready_flip under the member's owner lock) appends it, and the ready
+ * order, from which waits take.  A wait first gathers the rises onto the
+ * tail of the ready order, so that the two together are one order.  The
+ * rises have a lock of their own (rise), held for a few stores at a time,
+ * so a member becoming ready never waits for a wait walking the ready
+ * order, nor the wait for it: a producer feeding many members and a
+ * consumer draining them meet only on that lock's word.
+ *
+ * A fall takes the member out at once (pset_fall, under set->lock, which
+ * the risers never take), so both lists hold only ready members, apart
+ * from a fall on its way.  A member reported and still ready goes back to
+ * the tail; a ONESHOT one is held out of both lists until polyset_modify
+ * re-arms it.
+ *
+ * A member's state (PSET_IDLE, PSET_DUE, PSET_HELD) says which of that is
+ * true.  Its rise moves it from IDLE to DUE under the owner lock and the
+ * rise lock; everything else changes it under the owner lock or set->lock,
+ * and never at the same time as a rise of the same member: a rise needs
+ * the owner lock, and only finds IDLE a member that nobody else is
+ * moving.  Every write of it is a read-modify-write all the same.
  *
  * The membership itself lives in the member's readiness (struct
  * pset_member in struct pready): a set allocates nothing per member.
  *
  * Lock order: a member's owner lock (its pipe's two side locks, a
- * server's lock or a client's), then set->lock.  polyset_close, which must go
- * the other way, only tries the owner locks, and lets go of set->lock to
- * retry.
+ * server's lock or a client's), then set->lock, then set->rise.
+ * polyset_close, which must go the other way, only tries the owner locks,
+ * and lets go of set->lock to retry.
  *
- * Waiters spin briefly on set->seq, which moves at every rise and wake,
- * then sleep on set->sleepers.  Only a rise or a wake while somebody
- * sleeps makes a system call, and a rise while the set has a descriptor,
- * once per transition of the whole set from idle to ready.
+ * Waiters spin briefly on the rise count, for a batch of rises, and on
+ * set->seq, which every polyset_wake moves; then they sleep on an
+ * eventcount (set->waiters) that a rise wakes after releasing the rise
+ * lock.  Only a rise or a wake while somebody sleeps makes a system call,
+ * and a rise into a set with a descriptor, once per transition of the
+ * whole set from idle to ready (the descriptor is kept under set->rise).
  */
 #include "config.h"
 
@@ -40,22 +55,33 @@
 #include "polysocket/client.h"
 #include "polysocket/server.h"
 
+/* A rise counts this much in set->rise's word: psync_spin reads it as a
+ * count, as it reads a pipe side's. */
+#define RISE_ONE ((size_t)1 << PSYNC_CTR_SHIFT)
+
 struct polyset {
 	pthread_mutex_t lock;
 	struct pset_member *head, *tail; /* lock: the ready order */
 	struct pset_member *all;         /* lock: every member */
 	bool pending;                    /* lock: a wake not yet taken */
-	unsigned tokens; /* lock: wakes sent to sleepers, untaken */
-	struct psync_event sleepers; /* lock: waiters asleep */
-	struct psync_efd efd;        /* lock */
-	/* Set, once, under lock when the descriptor is made: falls leave
-	 * the ready order at once from then on (pset_fall). */
-	_Atomic bool eager;
-	/* Moves at every rise and wake, under lock; spinning waiters read
-	 * it without (relaxed: they take the lock before they look). */
+	unsigned tokens;   /* lock: wakes meant for sleepers, untaken */
+	unsigned sleepers; /* lock: waiters registered to sleep */
+	size_t gathered;   /* lock: set->rise's count at the last gather */
+	/* Moves at every wake, under lock; spinning waiters read it
+	 * without (relaxed: they take the lock before they look). */
 	_Atomic uint32_t seq;
 	struct psync_spin spin;
-	_Atomic size_t still; /* never moves: psync_spin's other counter */
+	struct psync_ec waiters; /* waiters asleep */
+	/* The risers' part, a line away from the waiters' (the padding is
+	 * a hint: the allocation's alignment is calloc's). */
+	char pad[64];
+	/* Lock and count of rises in one word: a rise appends under the
+	 * lock and counts itself in the store that releases it. */
+	struct psync_ctr rise;
+	struct pset_member *rhead, *rtail; /* rise: the rises */
+	/* rise, and lock to read fd: what the descriptor says, kept by the
+	 * risers (idle to ready) and by set_sync_fd (everything else). */
+	struct psync_efd efd;
 };
 
 /* The handle's kind, or 0 for none of the library's (ENOTSOCK). */
@@ -128,8 +154,8 @@ member_ready(struct pset_member *m)
 	return (struct pready *)((char *)m - offsetof(struct pready, member));
 }
 
-/* Whether a member in the ready order is ready still (lock held): a fall
- * in a set without a descriptor leaves it there (pset_fall).  Acquire:
+/* Whether a member in the ready order is ready still (lock held): it is,
+ * unless its fall is on its way (pset_fall waits for the lock).  Acquire:
  * pairs with the release in pready_flip; a flip racing with this look
  * is a thread acting on the member, whose own call settles it. */
 static bool
@@ -150,7 +176,7 @@ set_append(struct polyset *set, struct pset_member *m)
 	else
 		set->head = m;
 	set->tail = m;
-	m->queued = true;
+	m->ordered = true;
 }
 
 static void
@@ -164,63 +190,126 @@ set_unlink(struct polyset *set, struct pset_member *m)
 		m->next->prev = m->prev;
 	else
 		set->tail = m->prev;
-	m->queued = false;
+	m->ordered = false;
 }
 
-/* Whether the set's descriptor, if any, says readable (lock held). */
-static void
-set_update_fd(struct polyset *set)
+/* Whether members rose since the last gather (lock held).  Relaxed: a
+ * rise racing with this look is gathered under set->rise, which orders
+ * the list. */
+static bool
+set_rose(struct polyset *set)
 {
-	psync_efd_update(&set->efd, set->head != NULL || set->pending);
-}
-
-/* Tells spinning waiters that something changed (lock held: the only
- * writer, so a plain load and store; relaxed, as they take the lock
- * before they look). */
-static void
-set_moved(struct polyset *set)
-{
-	atomic_store_explicit(
-	    &set->seq,
-	    atomic_load_explicit(&set->seq, memory_order_relaxed) + 1,
-	    memory_order_relaxed);
+	return psync_ctr_count(&set->rise, memory_order_relaxed) !=
+	       set->gathered;
 }
 
 /*
- * A member became due (lock held): appended to the ready order, and a
- * waiter asleep woken to take it.  Returns how many to kick once the
- * lock is released.
+ * Moves the rises onto the tail of the ready order (lock held): a moment
+ * under set->rise to take the list, then the walk that links it, with
+ * set->rise free again.  Nobody else touches a member taken here: a riser
+ * only appends IDLE members, and these are DUE.
  */
-static int
+static void
+set_gather(struct polyset *set)
+{
+	struct pset_member *m, *next;
+
+	if (!set_rose(set))
+		return;
+	psync_ctr_lock(&set->rise);
+	m = set->rhead;
+	set->rhead = set->rtail = NULL;
+	set->gathered = psync_ctr_count(&set->rise, memory_order_relaxed);
+	psync_ctr_unlock(&set->rise);
+	CHAOS_POINT();
+	for (; m != NULL; m = next) {
+		next = m->next;
+		set_append(set, m);
+	}
+}
+
+/* Whether polyset_wait(..., 0) would not fail with EAGAIN (lock held,
+ * after a gather, or with set->rise held). */
+static bool
+set_ready(const struct polyset *set)
+{
+	return set->head != NULL || set->rhead != NULL || set->pending;
+}
+
+/* Brings the descriptor, if any, up to date (lock held). */
+static void
+set_sync_fd(struct polyset *set)
+{
+	if (set->efd.fd < 0)
+		return;
+	psync_ctr_lock(&set->rise);
+	psync_efd_update(&set->efd, set_ready(set));
+	psync_ctr_unlock(&set->rise);
+}
+
+/* Wakes one waiter asleep, if any: for a member due, or a wake (lock
+ * held or not; after the change, which the caller published under a
+ * lock, then psync_barrier_light). */
+static void
+set_wake_one(struct polyset *set)
+{
+	psync_barrier_light();
+	psync_ec_wake(&set->waiters, false);
+}
+
+/* A member that is ready joins the ready order now, as if it had just
+ * risen (lock and owner lock held; m IDLE). */
+static void
 set_due(struct polyset *set, struct pset_member *m)
 {
-	bool was_idle = set->head == NULL;
-
+	set_gather(set);
+	atomic_store_explicit(&m->state, PSET_DUE, memory_order_relaxed);
 	set_append(set, m);
-	if (was_idle)
-		set_update_fd(set);
-	set_moved(set);
-	return psync_event_signal(&set->sleepers, false);
+	set_sync_fd(set);
 }
 
 void
 pset_rise(struct pset_member *m)
 {
 	struct polyset *set = m->set;
-	int kick = 0;
+	uint8_t idle = PSET_IDLE;
 
-	pthread_mutex_lock(&set->lock);
-	/* Still in the order from before its fall: ready again, it takes
-	 * a new turn. */
-	if (m->queued)
-		set_unlink(set, m);
-	if (!m->held)
-		kick = set_due(set, m);
-	pthread_mutex_unlock(&set->lock);
+	/* A held member stays out until re-armed.  Relaxed: the owner
+	 * lock orders it against every other write of a member's state
+	 * that a rise could meet. */
+	if (!atomic_compare_exchange_strong_explicit(
+	        &m->state, &idle, PSET_DUE, memory_order_relaxed,
+	        memory_order_relaxed))
+		return;
 	CHAOS_POINT();
-	/* The set outlives the kick: it cannot end this membership
-	 * without the owner lock we hold. */
-	psync_event_kick(&set->sleepers, kick);
+	psync_ctr_lock(&set->rise);
+	m->next = NULL;
+	if (set->rtail != NULL)
+		set->rtail->next = m;
+	else
+		set->rhead = m;
+	set->rtail = m;
+	psync_efd_update(&set->efd, true);
+	/* The store that releases the lock counts the rise: a waiter that
+	 * sees the count then finds the list under the lock. */
+	psync_ctr_unlock_word(&set->rise,
+	                      psync_ctr_word(&set->rise) + RISE_ONE);
+	CHAOS_POINT();
+	/* The unlock's barrier orders the count before this look, against
+	 * the registration of a waiter going to sleep (polyset_wait). The
+	 * set outlives the wake: it cannot end this membership without the
+	 * owner lock we hold. */
+	psync_ec_wake(&set->waiters, false);
+}
+
+/* Takes a DUE member out of the lists (lock held). */
+static void
+set_undue(struct polyset *set, struct pset_member *m)
+{
+	if (!m->ordered)
+		set_gather(set);
+	set_unlink(set, m);
+	atomic_store_explicit(&m->state, PSET_IDLE, memory_order_relaxed);
 }
 
 void
@@ -228,18 +317,14 @@ pset_fall(struct pset_member *m)
 {
 	struct polyset *set = m->set;
 
-	/* Orders our r->up = false before the look at eager, against
-	 * set_make_eager's heavy barrier between setting eager and looking
-	 * at the members: either it sees the fall or we see it eager. */
-	psync_barrier_light();
 	CHAOS_POINT();
-	if (!atomic_load_explicit(&set->eager, memory_order_relaxed))
-		return;
 	pthread_mutex_lock(&set->lock);
-	if (m->queued) {
-		set_unlink(set, m);
+	/* A wait may have dropped it already, seeing the flip. */
+	if (atomic_load_explicit(&m->state, memory_order_relaxed) ==
+	    PSET_DUE) {
+		set_undue(set, m);
 		if (set->head == NULL)
-			set_update_fd(set);
+			set_sync_fd(set);
 	}
 	pthread_mutex_unlock(&set->lock);
 }
@@ -248,11 +333,13 @@ pset_fall(struct pset_member *m)
 static void
 set_drop(struct polyset *set, struct pset_member *m)
 {
-	if (m->queued) {
-		set_unlink(set, m);
+	if (atomic_load_explicit(&m->state, memory_order_relaxed) ==
+	    PSET_DUE) {
+		set_undue(set, m);
 		if (set->head == NULL)
-			set_update_fd(set);
+			set_sync_fd(set);
 	}
+	atomic_store_explicit(&m->state, PSET_IDLE, memory_order_relaxed);
 	if (m->aprev != NULL)
 		m->aprev->anext = m->anext;
 	else
@@ -313,7 +400,8 @@ polyset_add(polyset *set, void *obj, unsigned flags, void *data)
 	uint32_t kind = set_check(set, obj, flags);
 	struct pset_member *m;
 	struct pready *r;
-	int err = 0, kick = 0;
+	bool due = false;
+	int err = 0;
 
 	if (kind == 0)
 		return -1;
@@ -327,22 +415,26 @@ polyset_add(polyset *set, void *obj, unsigned flags, void *data)
 		err = EBUSY;
 	} else {
 		pthread_mutex_lock(&set->lock);
-		*m = (struct pset_member){
-			.set = set,
-			.obj = obj,
-			.data = data,
-			.flags = flags,
-			.anext = set->all,
-		};
+		m->set = set;
+		m->obj = obj;
+		m->data = data;
+		m->flags = flags;
+		m->next = m->prev = m->aprev = NULL;
+		m->anext = set->all;
+		m->ordered = false;
+		atomic_store_explicit(&m->state, PSET_IDLE,
+		                      memory_order_relaxed);
 		if (set->all != NULL)
 			set->all->aprev = m;
 		set->all = m;
 		/* Ready now counts as becoming ready now. */
-		if (atomic_load_explicit(&r->up, memory_order_relaxed))
-			kick = set_due(set, m);
+		due = atomic_load_explicit(&r->up, memory_order_relaxed);
+		if (due)
+			set_due(set, m);
 		pthread_mutex_unlock(&set->lock);
 	}
-	psync_event_kick(&set->sleepers, kick);
+	if (due)
+		set_wake_one(set);
 	owner_unlock(obj, kind);
 	if (err != 0) {
 		errno = err;
@@ -357,7 +449,7 @@ polyset_modify(polyset *set, void *obj, unsigned flags, void *data)
 	uint32_t kind = set_check(set, obj, flags);
 	struct pset_member *m;
 	struct pready *r;
-	int kick = 0;
+	bool due = false;
 
 	if (kind == 0)
 		return -1;
@@ -373,13 +465,17 @@ polyset_modify(polyset *set, void *obj, unsigned flags, void *data)
 	pthread_mutex_lock(&set->lock);
 	m->flags = flags;
 	m->data = data;
-	if (m->held) {
-		m->held = false;
-		if (atomic_load_explicit(&r->up, memory_order_relaxed))
-			kick = set_due(set, m);
+	if (atomic_load_explicit(&m->state, memory_order_relaxed) ==
+	    PSET_HELD) {
+		atomic_store_explicit(&m->state, PSET_IDLE,
+		                      memory_order_relaxed);
+		due = atomic_load_explicit(&r->up, memory_order_relaxed);
+		if (due)
+			set_due(set, m);
 	}
 	pthread_mutex_unlock(&set->lock);
-	psync_event_kick(&set->sleepers, kick);
+	if (due)
+		set_wake_one(set);
 	owner_unlock(obj, kind);
 	return 0;
 }
@@ -414,8 +510,8 @@ polyset_remove(polyset *set, void *obj)
 
 /*
  * Takes up to max members off the head of the ready order into evs (lock
- * held, the order not empty): each once, ONESHOT ones held, the others
- * back at the tail, behind every member that was due before them.
+ * held, gathered, the order not empty): each once, ONESHOT ones held, the
+ * others back at the tail, behind every member due before they go back.
  */
 static size_t
 set_take(struct polyset *set, struct polyset_event *evs, size_t max)
@@ -426,26 +522,33 @@ set_take(struct polyset *set, struct polyset_event *evs, size_t max)
 	while (n < max && set->head != NULL) {
 		m = set->head;
 		set_unlink(set, m);
-		if (!member_up(m))
-			continue; /* fell since it was due */
+		if (!member_up(m)) {
+			/* Its fall is on its way, and will find it gone. */
+			atomic_store_explicit(&m->state, PSET_IDLE,
+			                      memory_order_relaxed);
+			continue;
+		}
 		evs[n].obj = m->obj;
 		evs[n].data = m->data;
 		n++;
 		if (m->flags & POLYSET_ONESHOT) {
-			m->held = true;
+			atomic_store_explicit(&m->state, PSET_HELD,
+			                      memory_order_relaxed);
 		} else {
 			*last = m;
 			last = &m->next;
 		}
 	}
 	*last = NULL;
+	/* Behind the members that rose meanwhile too. */
+	set_gather(set);
 	while (again != NULL) {
 		m = again;
 		again = m->next;
 		set_append(set, m);
 	}
 	if (set->head == NULL)
-		set_update_fd(set);
+		set_sync_fd(set);
 	return n;
 }
 
@@ -454,10 +557,9 @@ polyset_wait(polyset *set, struct polyset_event *evs, size_t max,
              int timeout_ms)
 {
 	struct psync_timer timer = psync_timer(timeout_ms);
-	bool timed_out = false, spun = false, woken = false;
-	uint32_t seq;
-	size_t n;
-	int kick = 0, err;
+	bool timed_out = false, spun = false, woken = false, more;
+	uint32_t seq, ecseq;
+	size_t n, rises;
 
 	if (set == NULL || evs == NULL || max == 0 ||
 	    !psync_timeout_valid(timeout_ms)) {
@@ -466,6 +568,7 @@ polyset_wait(polyset *set, struct polyset_event *evs, size_t max,
 	}
 	pthread_mutex_lock(&set->lock);
 	for (;;) {
+		set_gather(set);
 		if (woken && set->tokens > 0) {
 			/* Ended by polyset_wake: any ready member is
 			 * reported all the same, and the wake then stays
@@ -478,19 +581,18 @@ polyset_wait(polyset *set, struct polyset_event *evs, size_t max,
 		if (set->head != NULL) {
 			n = set_take(set, evs, max);
 			if (n == 0)
-				continue; /* every one had fallen */
+				continue; /* every one was falling */
 			/* More due than we took: pass them on. */
-			if (set->head != NULL)
-				kick =
-				    psync_event_signal(&set->sleepers, false);
+			more = set->head != NULL;
 			pthread_mutex_unlock(&set->lock);
 			CHAOS_POINT();
-			psync_event_kick(&set->sleepers, kick);
+			if (more)
+				set_wake_one(set);
 			return (ssize_t)n;
 		}
 		if (set->pending) {
 			set->pending = false;
-			set_update_fd(set);
+			set_sync_fd(set);
 			break;
 		}
 		if (timeout_ms == 0 || timed_out) {
@@ -498,45 +600,38 @@ polyset_wait(polyset *set, struct polyset_event *evs, size_t max,
 			errno = timeout_ms == 0 ? EAGAIN : ETIMEDOUT;
 			return -1;
 		}
+		seq = atomic_load_explicit(&set->seq, memory_order_relaxed);
+		rises = set->gathered;
 		if (!spun) {
 			/* A member of a busy set is likely due within
-			 * microseconds: cheaper to wait for it running. */
+			 * microseconds, and more with it: cheaper to wait
+			 * for a batch of them running. */
 			spun = true;
-			seq = atomic_load_explicit(&set->seq,
-			                           memory_order_relaxed);
 			pthread_mutex_unlock(&set->lock);
-			psync_spin(&set->spin, &set->still, 0, 1, &set->seq,
-			           seq);
+			psync_spin(&set->spin, &set->rise.word, rises,
+			           max < 32 ? max : 32, &set->seq, seq);
 			CHAOS_POINT();
 			pthread_mutex_lock(&set->lock);
 			continue;
 		}
-		err = psync_event_wait(&set->sleepers, &set->lock, &timer);
-		timed_out = err != 0;
+		/* Registered, under the lock for polyset_wake, and fenced
+		 * for the risers: either a rise from now on sees us, or
+		 * we see its count below. */
+		set->sleepers++;
+		ecseq = psync_ec_prepare(&set->waiters);
+		pthread_mutex_unlock(&set->lock);
+		CHAOS_POINT();
+		if (psync_ctr_count(&set->rise, memory_order_relaxed) != rises)
+			psync_ec_cancel(&set->waiters, ecseq);
+		else
+			timed_out =
+			    psync_ec_sleep(&set->waiters, ecseq, &timer) != 0;
+		pthread_mutex_lock(&set->lock);
+		set->sleepers--;
 		woken = true;
 	}
 	pthread_mutex_unlock(&set->lock);
 	return 0;
-}
-
-/*
- * Makes falls leave the ready order at once from now on, and drops the
- * members that fell before (lock held): a descriptor says whether a
- * member is ready, so the order must hold only ready ones.
- */
-static void
-set_make_eager(struct polyset *set)
-{
-	struct pset_member *m, *next;
-
-	atomic_store_explicit(&set->eager, true, memory_order_relaxed);
-	/* Pairs with pset_fall's light barrier. */
-	psync_barrier_heavy();
-	for (m = set->head; m != NULL; m = next) {
-		next = m->next;
-		if (!member_up(m))
-			set_unlink(set, m);
-	}
 }
 
 int
@@ -549,11 +644,10 @@ polyset_fd(polyset *set)
 		return -1;
 	}
 	pthread_mutex_lock(&set->lock);
-	if (set->efd.fd < 0)
-		set_make_eager(set);
-	if (set->efd.fd >= 0 ||
-	    psync_efd_open(&set->efd, set->head != NULL || set->pending) == 0)
+	psync_ctr_lock(&set->rise);
+	if (set->efd.fd >= 0 || psync_efd_open(&set->efd, set_ready(set)) == 0)
 		fd = set->efd.fd;
+	psync_ctr_unlock(&set->rise);
 	pthread_mutex_unlock(&set->lock);
 	return fd;
 }
@@ -561,27 +655,33 @@ polyset_fd(polyset *set)
 int
 polyset_wake(polyset *set)
 {
-	int kick = 0;
+	bool wake = false;
 
 	if (set == NULL) {
 		errno = EINVAL;
 		return -1;
 	}
 	pthread_mutex_lock(&set->lock);
-	if (set->sleepers.sleepers > set->tokens) {
-		/* One for a waiter asleep: whichever wakes takes it. */
+	if (set->sleepers > set->tokens) {
+		/* One for a waiter registered to sleep: whichever wakes
+		 * takes it. */
 		set->tokens++;
-		/* None if every sleeper was sent a wake-up already (by a
-		 * rise) and has not run yet: one of them takes it. */
-		kick = psync_event_signal(&set->sleepers, false);
+		wake = true;
 	} else if (!set->pending) {
 		set->pending = true;
-		set_update_fd(set);
+		set_sync_fd(set);
 	}
-	set_moved(set);
+	atomic_store_explicit(
+	    &set->seq,
+	    atomic_load_explicit(&set->seq, memory_order_relaxed) + 1,
+	    memory_order_relaxed);
 	pthread_mutex_unlock(&set->lock);
 	CHAOS_POINT();
-	psync_event_kick(&set->sleepers, kick);
+	/* Every sleeper registered under the lock, which we held after
+	 * them: the wake finds them counted.  None if every one was woken
+	 * already (by a rise) and has not run yet: one of them takes it. */
+	if (wake)
+		set_wake_one(set);
 	return 0;
 }
 
