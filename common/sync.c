@@ -599,6 +599,11 @@ psync_efd_update(struct psync_efd *e, bool ready)
 	assert(n == (ssize_t)sizeof v);
 	(void)n;
 	e->ready = ready;
+	/* A descriptor made readable likely woke a thread in poll(), as
+	 * psync_ec_kick wakes one: this thread's next wait, most likely for
+	 * that thread's answer, spins as it would after a kick. */
+	if (ready)
+		spin_thread.kicked = clock_ns();
 }
 
 int
