@@ -4061,6 +4061,141 @@ ms_acceptor(void *arg)
 	return NULL;
 }
 
+/*
+ * Hand-offs through two sets, one message at a time: thread A writes into
+ * pipe P, whose read end is in B's set, and waits on its own set for the
+ * answer on pipe Q; B does the reverse.  Each wait is for a rise that the
+ * peer makes without any further action from the waiter, so a wait that
+ * reaches its limit slept through a rise: the lost wake-up that longer
+ * tests hide, since their next rise wakes the waiter anyway.  Random
+ * delays before each write let the waiter's spin run out, so that rises
+ * meet waiters on their way to sleep; half the rounds give the sets a
+ * descriptor.
+ */
+#define HO_STALL_MS 5000
+
+struct handoff;
+
+struct handoff_arg {
+	struct handoff *h;
+	int idx; /* 0: A, 1: B */
+};
+
+struct handoff {
+	polypipe *rd[2], *wr[2]; /* [0]: A to B, [1]: B to A */
+	polyset *set[2];         /* [0]: B's, holds rd[0]; [1]: A's */
+	pthread_barrier_t start;
+	long trips[2], stalls[2]; /* each written by its thread */
+	uint64_t rs;
+};
+
+static void *
+handoff_main(void *arg)
+{
+	struct handoff_arg *a = arg;
+	struct handoff *h = a->h;
+	bool b = a->idx == 1;
+	polyset *mine = h->set[b ? 0 : 1];
+	polypipe *in = h->rd[b ? 0 : 1], *out = h->wr[b ? 1 : 0];
+	uint64_t rng = rng_seed(h->rs, (uint64_t)a->idx);
+	struct polyset_event ev[4];
+	struct budget bud;
+	ssize_t n;
+	void *m;
+	long i;
+	int r;
+
+	self_tag = a->idx;
+	pthread_barrier_wait(&h->start);
+	budget_start(&bud, 200, 20000, 1500);
+	/* A makes the trips its budget allows, then sends EOF; B answers
+	 * until it reads that EOF. */
+	for (i = 0; b || budget_more(&bud); i++, bud.done++) {
+		if (!b) {
+			jitter(&rng, 16);
+			if (polypipe_write(out, (void *)(uintptr_t)(i + 1),
+			                   0) != 0) {
+				fail_note("A: write %ld: %s", i,
+				          strerror(errno));
+				break;
+			}
+		}
+		n = polyset_wait(mine, ev, 1 + rng_below(&rng, 4),
+		                 HO_STALL_MS);
+		if (n != 1 || ev[0].obj != in) {
+			if (n < 0 && errno == ETIMEDOUT)
+				h->stalls[a->idx]++;
+			fail_note("%c: wait %ld: %zd, %s", b ? 'B' : 'A', i, n,
+			          n < 0 ? strerror(errno) : "not the pipe");
+			break;
+		}
+		r = polypipe_read(in, &m, 0);
+		if (b && r == 0)
+			break; /* A's EOF */
+		if (r != 1 || (uintptr_t)m != (uintptr_t)(i + 1)) {
+			fail_note("%c: read %ld: %d, not message %ld",
+			          b ? 'B' : 'A', i, r, i + 1);
+			break;
+		}
+		if (b) {
+			jitter(&rng, 16);
+			if (polypipe_write(out, m, 0) != 0) {
+				fail_note("B: write %ld: %s", i,
+				          strerror(errno));
+				break;
+			}
+		}
+	}
+	h->trips[a->idx] = i;
+	if (!b)
+		polypipe_write_eof(out);
+	return NULL;
+}
+
+START_TEST(test_stress_set_handoff)
+{
+	struct handoff h = { .rs = 0 };
+	struct handoff_arg args[2] = { { &h, 0 }, { &h, 1 } };
+	pthread_t t[2];
+	long total = 0, stalls = 0;
+
+	stress_begin();
+	for (int round = 0; round < 4; round++) {
+		for (int k = 0; k < 2; k++) {
+			ck_assert_int_eq(
+			    polypipe_create(1, &h.rd[k], &h.wr[k]), 0);
+			h.set[k] = polyset_create();
+			ck_assert_ptr_nonnull(h.set[k]);
+			ck_assert_int_eq(
+			    polyset_add(h.set[k], h.rd[k], 0, NULL), 0);
+			if (round % 2 == 1)
+				ck_assert_int_ge(polyset_fd(h.set[k]), 0);
+		}
+		h.rs = (uint64_t)round;
+		pthread_barrier_init(&h.start, NULL, 2);
+		for (int k = 0; k < 2; k++)
+			spawn(&t[k], handoff_main, &args[k]);
+		for (int k = 0; k < 2; k++)
+			join(t[k]);
+		pthread_barrier_destroy(&h.start);
+		/* B answered every trip of A's, and no more. */
+		if (h.trips[1] != h.trips[0])
+			fail_note("A made %ld trips, B answered %ld",
+			          h.trips[0], h.trips[1]);
+		total += h.trips[0];
+		stalls += h.stalls[0] + h.stalls[1];
+		for (int k = 0; k < 2; k++) {
+			polyset_close(h.set[k]);
+			polypipe_close(h.wr[k]);
+			polypipe_close(h.rd[k]);
+		}
+	}
+	report("set_handoff: %ld round trips, %ld waits past %d ms", total,
+	       stalls, HO_STALL_MS);
+	assert_no_failures();
+}
+END_TEST
+
 /* One client: connects to server k by handle or name, then acts as its
  * mode says. */
 static void
@@ -4300,6 +4435,7 @@ stress_suite(void)
 	tcase_add_test(tc, test_stress_set_oneshot_pool);
 	tcase_add_test(tc, test_stress_set_churn);
 	tcase_add_test(tc, test_stress_set_mode_changes);
+	tcase_add_test(tc, test_stress_set_handoff);
 
 	tc = new_tcase(s, "connect-many", 60);
 	tcase_add_test(tc, test_stress_connect_many_servers);
