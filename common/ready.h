@@ -12,9 +12,9 @@
  * under one lock of the owner's (the pipe side lock that the riser holds,
  * or the server's or the client's own lock), its "owner lock" below.
  * pready_flip updates the set membership at once, under that lock and one
- * of the set's, so a set never sees the flips out of order.  The descriptor and the
- * notifier are brought up to date afterwards, with no owner lock held, by
- * pready_after: the descriptor under a mutex of its own that re-reads the
+ * of the set's, so a set never sees the flips out of order.  The descriptor
+ * and the notifier are brought up to date afterwards, with no owner lock held,
+ * by pready_after: the descriptor under a mutex of its own that re-reads the
  * bit, so whichever update runs last leaves it exact.
  *
  * Lock order: owner lock(s), then the polyset's locks (set.c) or a
