@@ -2085,7 +2085,8 @@ op_set_close(const uint8_t *a)
 enum set_call { SET_ADD, SET_MODIFY, SET_REMOVE };
 
 /* Stands for an object that is none of the library's handles: polyset.h
- * promises ENOTSOCK for it, and the library reads its first word. */
+ * promises ENOTSOCK for it from add, ENOENT from modify and remove (it is
+ * no member), and the library reads its first word. */
 static uint32_t not_a_handle[4];
 
 /* polyset_add, _modify or _remove of target a[2] % NTARGET in set a[0],
@@ -2145,7 +2146,7 @@ do_member(const uint8_t *a, enum set_call call)
 	if (s < 0 || tg.obj == NULL || (flags & ~POLYSET_ONESHOT) != 0)
 		werr = EINVAL;
 	else if (mode == 4)
-		werr = ENOTSOCK;
+		werr = call == SET_ADD ? ENOTSOCK : ENOENT;
 	else if (call == SET_ADD && mb->set == s)
 		werr = EEXIST;
 	else if (call == SET_ADD && mb->set >= 0)

@@ -378,9 +378,10 @@ polyset_create(void)
 }
 
 /* Checks set, obj and flags for add and modify: the kind, or 0 with
- * errno. */
+ * errno; what is none of the library's handles is ENOTSOCK to add, and
+ * to modify no member (ENOENT), as SPEC.md names them. */
 static uint32_t
-set_check(polyset *set, void *obj, unsigned flags)
+set_check(polyset *set, void *obj, unsigned flags, int not_handle)
 {
 	uint32_t kind;
 
@@ -390,14 +391,14 @@ set_check(polyset *set, void *obj, unsigned flags)
 	}
 	kind = set_kind(obj);
 	if (kind == 0)
-		errno = ENOTSOCK;
+		errno = not_handle;
 	return kind;
 }
 
 int
 polyset_add(polyset *set, void *obj, unsigned flags, void *data)
 {
-	uint32_t kind = set_check(set, obj, flags);
+	uint32_t kind = set_check(set, obj, flags, ENOTSOCK);
 	struct pset_member *m;
 	struct pready *r;
 	bool due = false;
@@ -446,7 +447,7 @@ polyset_add(polyset *set, void *obj, unsigned flags, void *data)
 int
 polyset_modify(polyset *set, void *obj, unsigned flags, void *data)
 {
-	uint32_t kind = set_check(set, obj, flags);
+	uint32_t kind = set_check(set, obj, flags, ENOENT);
 	struct pset_member *m;
 	struct pready *r;
 	bool due = false;
@@ -492,7 +493,7 @@ polyset_remove(polyset *set, void *obj)
 	}
 	kind = set_kind(obj);
 	if (kind == 0) {
-		errno = ENOTSOCK;
+		errno = ENOENT; /* no member, as set_check says */
 		return -1;
 	}
 	r = owner_lock(obj, kind);

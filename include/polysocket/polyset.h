@@ -70,7 +70,9 @@ POLYSOCKET_EXPORT int polyset_add(polyset *set, void *obj, unsigned flags,
 /*
  * polyset_modify: sets a member's flags and data, and re-arms a
  * POLYSET_ONESHOT member.  Never blocks.  Errors: EINVAL (NULL set or
- * obj, unknown flags), ENOTSOCK, ENOENT (not a member of this set).
+ * obj, unknown flags), ENOENT (not a member of this set, which includes
+ * an obj that is none of the library's handles: SPEC.md names ENOENT
+ * here, and ENOTSOCK for polyset_add only).
  */
 POLYSOCKET_EXPORT int polyset_modify(polyset *set, void *obj, unsigned flags,
                                      void *data);
@@ -78,7 +80,8 @@ POLYSOCKET_EXPORT int polyset_modify(polyset *set, void *obj, unsigned flags,
 /*
  * polyset_remove: ends obj's membership; no wait that begins afterwards
  * reports it.  Closing a member ends its membership as well.  Never
- * blocks.  Errors: EINVAL, ENOTSOCK, ENOENT (not a member of this set).
+ * blocks.  Errors: EINVAL, ENOENT (not a member of this set, as for
+ * polyset_modify).
  */
 POLYSOCKET_EXPORT int polyset_remove(polyset *set, void *obj);
 
