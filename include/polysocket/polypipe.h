@@ -93,8 +93,7 @@ typedef void polypipe_dtor_fn(void *msg, void *arg);
  * polypipe_create: makes a pipe holding at most capacity messages (1 to
  * POLYPIPE_UNBOUNDED) and returns its read end in *rd and its write end in
  * *wr.  Never blocks.  The caller owns both ends and closes each with
- * polypipe_close.  Errors: EINVAL (NULL pointer, capacity 0), ENOMEM,
- * EAGAIN (the system lacked resources for a lock).
+ * polypipe_close.  Errors: EINVAL (NULL pointer, capacity 0), ENOMEM.
  */
 POLYSOCKET_EXPORT int polypipe_create(size_t capacity, polypipe **rd,
                                       polypipe **wr);
