@@ -4062,12 +4062,12 @@ ms_acceptor(void *arg)
 }
 
 /*
- * Hand-offs through two sets, one message at a time: thread A writes into
- * pipe P, whose read end is in B's set, and waits on its own set for the
- * answer on pipe Q; B does the reverse.  Each wait is for a rise that the
- * peer makes without any further action from the waiter, so a wait that
- * reaches its limit slept through a rise: the lost wake-up that longer
- * tests hide, since their next rise wakes the waiter anyway.  Random
+ * Hand-offs through two sets (or blocking reads), one message at a time:
+ * thread A writes into pipe P, whose read end is in B's set, and waits on
+ * its own set for the answer on pipe Q; B does the reverse.  Each wait is for
+ * a rise that the peer makes without any further action from the waiter, so a
+ * wait that reaches its limit slept through a rise: the lost wake-up that
+ * longer tests hide, since their next rise wakes the waiter anyway.  Random
  * delays before each write let the waiter's spin run out, so that rises
  * meet waiters on their way to sleep; half the rounds give the sets a
  * descriptor.
@@ -4084,6 +4084,7 @@ struct handoff_arg {
 struct handoff {
 	polypipe *rd[2], *wr[2]; /* [0]: A to B, [1]: B to A */
 	polyset *set[2];         /* [0]: B's, holds rd[0]; [1]: A's */
+	bool use_set;            /* else blocking reads */
 	pthread_barrier_t start;
 	long trips[2], stalls[2]; /* each written by its thread */
 	uint64_t rs;
@@ -4120,16 +4121,22 @@ handoff_main(void *arg)
 				break;
 			}
 		}
-		n = polyset_wait(mine, ev, 1 + rng_below(&rng, 4),
-		                 HO_STALL_MS);
-		if (n != 1 || ev[0].obj != in) {
-			if (n < 0 && errno == ETIMEDOUT)
-				h->stalls[a->idx]++;
-			fail_note("%c: wait %ld: %zd, %s", b ? 'B' : 'A', i, n,
-			          n < 0 ? strerror(errno) : "not the pipe");
-			break;
+		if (h->use_set) {
+			n = polyset_wait(mine, ev, 1 + rng_below(&rng, 4),
+			                 HO_STALL_MS);
+			if (n != 1 || ev[0].obj != in) {
+				if (n < 0 && errno == ETIMEDOUT)
+					h->stalls[a->idx]++;
+				fail_note("%c: wait %ld: %zd, %s",
+				          b ? 'B' : 'A', i, n,
+				          n < 0 ? strerror(errno)
+				                : "not the pipe");
+				break;
+			}
 		}
-		r = polypipe_read(in, &m, 0);
+		r = polypipe_read(in, &m, h->use_set ? 0 : HO_STALL_MS);
+		if (r < 0 && errno == ETIMEDOUT)
+			h->stalls[a->idx]++;
 		if (b && r == 0)
 			break; /* A's EOF */
 		if (r != 1 || (uintptr_t)m != (uintptr_t)(i + 1)) {
@@ -4152,9 +4159,12 @@ handoff_main(void *arg)
 	return NULL;
 }
 
-START_TEST(test_stress_set_handoff)
+/* Four rounds: sets without and with a descriptor, or (use_set false)
+ * blocking reads on pipes without and with a read descriptor. */
+static void
+handoff_run(bool use_set)
 {
-	struct handoff h = { .rs = 0 };
+	struct handoff h = { .use_set = use_set };
 	struct handoff_arg args[2] = { { &h, 0 }, { &h, 1 } };
 	pthread_t t[2];
 	long total = 0, stalls = 0;
@@ -4164,12 +4174,19 @@ START_TEST(test_stress_set_handoff)
 		for (int k = 0; k < 2; k++) {
 			ck_assert_int_eq(
 			    polypipe_create(1, &h.rd[k], &h.wr[k]), 0);
-			h.set[k] = polyset_create();
-			ck_assert_ptr_nonnull(h.set[k]);
-			ck_assert_int_eq(
-			    polyset_add(h.set[k], h.rd[k], 0, NULL), 0);
+			h.set[k] = NULL;
+			if (use_set) {
+				h.set[k] = polyset_create();
+				ck_assert_ptr_nonnull(h.set[k]);
+				ck_assert_int_eq(
+				    polyset_add(h.set[k], h.rd[k], 0, NULL),
+				    0);
+			}
 			if (round % 2 == 1)
-				ck_assert_int_ge(polyset_fd(h.set[k]), 0);
+				ck_assert_int_ge(
+				    use_set ? polyset_fd(h.set[k])
+				            : polypipe_read_fd(h.rd[k]),
+				    0);
 		}
 		h.rs = (uint64_t)round;
 		pthread_barrier_init(&h.start, NULL, 2);
@@ -4184,15 +4201,27 @@ START_TEST(test_stress_set_handoff)
 			          h.trips[0], h.trips[1]);
 		total += h.trips[0];
 		stalls += h.stalls[0] + h.stalls[1];
+		h.stalls[0] = h.stalls[1] = 0;
 		for (int k = 0; k < 2; k++) {
 			polyset_close(h.set[k]);
 			polypipe_close(h.wr[k]);
 			polypipe_close(h.rd[k]);
 		}
 	}
-	report("set_handoff: %ld round trips, %ld waits past %d ms", total,
-	       stalls, HO_STALL_MS);
+	report("%s_handoff: %ld round trips, %ld waits past %d ms",
+	       use_set ? "set" : "pipe", total, stalls, HO_STALL_MS);
 	assert_no_failures();
+}
+
+START_TEST(test_stress_set_handoff)
+{
+	handoff_run(true);
+}
+END_TEST
+
+START_TEST(test_stress_pipe_handoff)
+{
+	handoff_run(false);
 }
 END_TEST
 
@@ -4436,6 +4465,7 @@ stress_suite(void)
 	tcase_add_test(tc, test_stress_set_churn);
 	tcase_add_test(tc, test_stress_set_mode_changes);
 	tcase_add_test(tc, test_stress_set_handoff);
+	tcase_add_test(tc, test_stress_pipe_handoff);
 
 	tc = new_tcase(s, "connect-many", 60);
 	tcase_add_test(tc, test_stress_connect_many_servers);
