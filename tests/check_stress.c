@@ -4064,12 +4064,13 @@ ms_acceptor(void *arg)
 /*
  * Hand-offs through two sets (or blocking reads), one message at a time:
  * thread A writes into pipe P, whose read end is in B's set, and waits on
- * its own set for the answer on pipe Q; B does the reverse.  Each wait is for
- * a rise that the peer makes without any further action from the waiter, so a
- * wait that reaches its limit slept through a rise: the lost wake-up that
- * longer tests hide, since their next rise wakes the waiter anyway.  Random
- * delays before each write let the waiter's spin run out, so that rises
- * meet waiters on their way to sleep; half the rounds give the sets a
+ * its own set for the answer on pipe Q; B does the reverse.  Each wait is
+ * for a rise that the peer makes without any further action from the
+ * waiter, so a wait that reaches its limit slept through a rise: the lost
+ * wake-up that longer tests hide, since their next rise wakes the waiter
+ * anyway.  Random delays before each write (handoff_delay) let the
+ * waiter's spin run out, so that rises meet waiters asleep or on their
+ * way to sleep; half the rounds give the sets (or the pipes) a
  * descriptor.
  */
 #define HO_STALL_MS 5000
@@ -4089,6 +4090,28 @@ struct handoff {
 	long trips[2], stalls[2]; /* each written by its thread */
 	uint64_t rs;
 };
+
+/* Before a hand-off's write: mostly a few short delays, sometimes one of
+ * 20 to 100 us, past the peer's spin, so that the write meets a waiter
+ * that has gone to sleep, or is on its way there. */
+static void
+handoff_delay(uint64_t *rng)
+{
+	struct timespec t0, t;
+	long us;
+
+	if (rng_below(rng, 8) != 0) {
+		jitter(rng, 16);
+		return;
+	}
+	us = 20 + (long)rng_below(rng, 81);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	while ((t.tv_sec - t0.tv_sec) * 1000000 +
+	           (t.tv_nsec - t0.tv_nsec) / 1000 <
+	       us);
+}
 
 static void *
 handoff_main(void *arg)
@@ -4113,7 +4136,7 @@ handoff_main(void *arg)
 	 * until it reads that EOF. */
 	for (i = 0; b || budget_more(&bud); i++, bud.done++) {
 		if (!b) {
-			jitter(&rng, 16);
+			handoff_delay(&rng);
 			if (polypipe_write(out, (void *)(uintptr_t)(i + 1),
 			                   0) != 0) {
 				fail_note("A: write %ld: %s", i,
@@ -4145,7 +4168,7 @@ handoff_main(void *arg)
 			break;
 		}
 		if (b) {
-			jitter(&rng, 16);
+			handoff_delay(&rng);
 			if (polypipe_write(out, m, 0) != 0) {
 				fail_note("B: write %ld: %s", i,
 				          strerror(errno));
