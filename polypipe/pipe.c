@@ -557,7 +557,7 @@ static size_t
 spin_delta(const struct pipe *pp, bool reader)
 {
 	size_t k = reader ? pp->capacity / 2 : pp->w.size / 8;
-	size_t most = reader ? 32 : 64;
+	size_t most = reader ? 128 : 64;
 
 	return k < 1 ? 1 : k > most ? most : k;
 }
