@@ -165,6 +165,20 @@ member_up(struct pset_member *m)
 	                            memory_order_acquire);
 }
 
+/*
+ * Writes a member's state (set->lock held, or the owner lock for a member
+ * in no list).  The riser's compare-and-swap (pset_rise) writes it too,
+ * under the owner lock and set->rise only, so every write is a
+ * read-modify-write: the locks already keep the two from meeting on one
+ * member, and an exchange would not lose either if they did.  Relaxed:
+ * the locks order what the state says.
+ */
+static void
+member_set(struct pset_member *m, uint8_t state)
+{
+	(void)atomic_exchange_explicit(&m->state, state, memory_order_relaxed);
+}
+
 /* The ready order (lock held). */
 static void
 set_append(struct polyset *set, struct pset_member *m)
@@ -263,7 +277,7 @@ static void
 set_due(struct polyset *set, struct pset_member *m)
 {
 	set_gather(set);
-	atomic_store_explicit(&m->state, PSET_DUE, memory_order_relaxed);
+	member_set(m, PSET_DUE);
 	set_append(set, m);
 	set_sync_fd(set);
 }
@@ -309,7 +323,7 @@ set_undue(struct polyset *set, struct pset_member *m)
 	if (!m->ordered)
 		set_gather(set);
 	set_unlink(set, m);
-	atomic_store_explicit(&m->state, PSET_IDLE, memory_order_relaxed);
+	member_set(m, PSET_IDLE);
 }
 
 void
@@ -339,7 +353,7 @@ set_drop(struct polyset *set, struct pset_member *m)
 		if (set->head == NULL)
 			set_sync_fd(set);
 	}
-	atomic_store_explicit(&m->state, PSET_IDLE, memory_order_relaxed);
+	member_set(m, PSET_IDLE);
 	if (m->aprev != NULL)
 		m->aprev->anext = m->anext;
 	else
@@ -423,8 +437,7 @@ polyset_add(polyset *set, void *obj, unsigned flags, void *data)
 		m->next = m->prev = m->aprev = NULL;
 		m->anext = set->all;
 		m->ordered = false;
-		atomic_store_explicit(&m->state, PSET_IDLE,
-		                      memory_order_relaxed);
+		member_set(m, PSET_IDLE);
 		if (set->all != NULL)
 			set->all->aprev = m;
 		set->all = m;
@@ -468,8 +481,7 @@ polyset_modify(polyset *set, void *obj, unsigned flags, void *data)
 	m->data = data;
 	if (atomic_load_explicit(&m->state, memory_order_relaxed) ==
 	    PSET_HELD) {
-		atomic_store_explicit(&m->state, PSET_IDLE,
-		                      memory_order_relaxed);
+		member_set(m, PSET_IDLE);
 		due = atomic_load_explicit(&r->up, memory_order_relaxed);
 		if (due)
 			set_due(set, m);
@@ -525,16 +537,14 @@ set_take(struct polyset *set, struct polyset_event *evs, size_t max)
 		set_unlink(set, m);
 		if (!member_up(m)) {
 			/* Its fall is on its way, and will find it gone. */
-			atomic_store_explicit(&m->state, PSET_IDLE,
-			                      memory_order_relaxed);
+			member_set(m, PSET_IDLE);
 			continue;
 		}
 		evs[n].obj = m->obj;
 		evs[n].data = m->data;
 		n++;
 		if (m->flags & POLYSET_ONESHOT) {
-			atomic_store_explicit(&m->state, PSET_HELD,
-			                      memory_order_relaxed);
+			member_set(m, PSET_HELD);
 		} else {
 			*last = m;
 			last = &m->next;
