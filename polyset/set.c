@@ -326,6 +326,18 @@ set_undue(struct polyset *set, struct pset_member *m)
 	member_set(m, PSET_IDLE);
 }
 
+/* Takes m out of the lists if it is in one (lock held): a wait may have
+ * dropped it already, seeing its fall. */
+static void
+set_leave(struct polyset *set, struct pset_member *m)
+{
+	if (atomic_load_explicit(&m->state, memory_order_relaxed) != PSET_DUE)
+		return;
+	set_undue(set, m);
+	if (set->head == NULL)
+		set_sync_fd(set);
+}
+
 void
 pset_fall(struct pset_member *m)
 {
@@ -333,13 +345,7 @@ pset_fall(struct pset_member *m)
 
 	CHAOS_POINT();
 	pthread_mutex_lock(&set->lock);
-	/* A wait may have dropped it already, seeing the flip. */
-	if (atomic_load_explicit(&m->state, memory_order_relaxed) ==
-	    PSET_DUE) {
-		set_undue(set, m);
-		if (set->head == NULL)
-			set_sync_fd(set);
-	}
+	set_leave(set, m);
 	pthread_mutex_unlock(&set->lock);
 }
 
@@ -347,13 +353,8 @@ pset_fall(struct pset_member *m)
 static void
 set_drop(struct polyset *set, struct pset_member *m)
 {
-	if (atomic_load_explicit(&m->state, memory_order_relaxed) ==
-	    PSET_DUE) {
-		set_undue(set, m);
-		if (set->head == NULL)
-			set_sync_fd(set);
-	}
-	member_set(m, PSET_IDLE);
+	set_leave(set, m);
+	member_set(m, PSET_IDLE); /* HELD too */
 	if (m->aprev != NULL)
 		m->aprev->anext = m->anext;
 	else
