@@ -1027,6 +1027,24 @@ print_load(const struct load *l0, const struct load *l1)
 		printf("  No other process used the CPU to speak of.\n");
 }
 
+/* The rows that are not rounds: memory per pipe, per pipe in a set, and
+ * a blocked reader's CPU time, which it returns (ms per idle second). */
+static double
+measure_fixed(const struct options *o, struct mem_report *mem,
+              struct scale_report *scale)
+{
+	memory_measure(mem, true);
+	if (mem->counted && mem->leaked != 0)
+		bench_error("memory: %ld bytes left after closing a pipe",
+		            mem->leaked);
+	scale_measure(scale, SCALE_PIPES, true);
+	if (scale->counted && scale->leaked != 0)
+		bench_error("scale: %ld bytes left after closing the set and "
+		            "the pipes",
+		            scale->leaked);
+	return measure_idle(o);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1055,25 +1073,11 @@ main(int argc, char **argv)
 
 	/* Memory first, while no other library has started threads. */
 	printf("\n");
-	if (o.only != NULL) {
-		mem = (struct mem_report){ .counted = false };
-		scale = (struct scale_report){ .counted = false,
-			                       .fds_before = -1 };
-		idle = NAN;
-		goto rounds;
-	}
-	memory_measure(&mem, true);
-	if (mem.counted && mem.leaked != 0)
-		bench_error("memory: %ld bytes left after closing a pipe",
-		            mem.leaked);
-	scale_measure(&scale, SCALE_PIPES, true);
-	if (scale.counted && scale.leaked != 0)
-		bench_error("scale: %ld bytes left after closing the set and "
-		            "the pipes",
-		            scale.leaked);
-	idle = measure_idle(&o);
-
-rounds:
+	mem = (struct mem_report){ .counted = false };
+	scale = (struct scale_report){ .counted = false, .fds_before = -1 };
+	idle = NAN;
+	if (o.only == NULL)
+		idle = measure_fixed(&o, &mem, &scale);
 	cells_build(o.only);
 	fprintf(stderr, "bench: warm-up and calibration of %zu cells...\n",
 	        ncells);
