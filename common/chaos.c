@@ -27,6 +27,9 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 /* The process seed: POLYSOCKET_CHAOS_SEED, else drawn (and printed). */
 static uint64_t chaos_seed;
@@ -156,7 +159,9 @@ psync_chaos_point(unsigned *hits)
 		n = (r >> 2) % 8 == 0 ? 300 : 30;
 		ts.tv_sec = 0;
 		ts.tv_nsec = 1000 * (long)(1 + (r >> 5) % n);
-		nanosleep(&ts, NULL);
+		/* Not nanosleep, a cancellation point: no library call
+		 * is one (polypipe.h), the chaos build's included. */
+		syscall(SYS_nanosleep, &ts, NULL);
 		break;
 	}
 	errno = saved;

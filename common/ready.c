@@ -26,8 +26,7 @@ pready_destroy(struct pready *r)
 
 	if (fdn == NULL)
 		return;
-	if (fdn->efd.fd >= 0)
-		close(fdn->efd.fd);
+	psync_efd_close(fdn->efd.fd);
 	pthread_mutex_destroy(&fdn->lock);
 	free(fdn);
 }

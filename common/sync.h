@@ -357,8 +357,15 @@ int psync_efd_open(struct psync_efd *e, bool ready);
 void psync_efd_update(struct psync_efd *e, bool ready);
 
 /* psync_efd_release: detaches the descriptor and returns it (or -1), for
- * the caller to close once it no longer holds the lock. */
+ * the caller to close (psync_efd_close) once it no longer holds the
+ * lock. */
 int psync_efd_release(struct psync_efd *e);
+
+/* psync_efd_close: closes a descriptor the library made, if fd >= 0.
+ * Like psync_efd_update, it is not a cancellation point: a thread with a
+ * cancellation pending must not end halfway through a library call, its
+ * locks held or its messages not yet destroyed. */
+void psync_efd_close(int fd);
 
 /*
  * A notifier callback with the removal guarantee of the contract: once

@@ -1120,7 +1120,6 @@ polypipe_close(polypipe *p)
 	pipe_unlock_all(pp);
 	pipe_after(pp, changes);
 	pipe_unhold(pp); /* the end's own */
-	if (fd >= 0)
-		close(fd);
+	psync_efd_close(fd);
 	orphans_destroy(&o);
 }

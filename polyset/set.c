@@ -724,8 +724,7 @@ polyset_close(polyset *set)
 		owner_unlock(obj, kind);
 	}
 	pthread_mutex_unlock(&set->lock);
-	if (set->efd.fd >= 0)
-		close(set->efd.fd);
+	psync_efd_close(set->efd.fd);
 	pthread_mutex_destroy(&set->lock);
 	free(set);
 }

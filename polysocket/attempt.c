@@ -325,8 +325,7 @@ attempt_close(struct attempt *a)
 	polypipe_close(a->mine.rd);
 	if (s == AT_IDLE || withdrawn)
 		polypipe_close(a->theirs.wr);
-	if (fd >= 0)
-		close(fd);
+	psync_efd_close(fd);
 	attempt_unref(a);
 }
 

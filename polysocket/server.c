@@ -483,8 +483,7 @@ polyserver_close(polyserver *srv)
 	pthread_mutex_unlock(&srv->lock);
 	CHAOS_POINT();
 	server_unref(srv);
-	if (fd >= 0)
-		close(fd);
+	psync_efd_close(fd);
 }
 
 void

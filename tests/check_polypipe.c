@@ -2212,6 +2212,64 @@ START_TEST(test_polypipe_write_fd_unbounded)
 }
 END_TEST
 
+/*
+ * A thread with a cancellation pending calls what touches the
+ * descriptors: each eventfd write and read, and the close of the
+ * descriptors.  None may be where the thread ends, with a lock held or
+ * the unread messages not yet destroyed; it ends at its own
+ * pthread_testcancel, after the last step.
+ */
+struct cancel_run {
+	polypipe *rd, *wr;
+	int steps;
+	int destroyed;
+};
+
+static void *
+cancel_pending_thread(void *arg)
+{
+	struct cancel_run *c = arg;
+	void *m;
+
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+	pthread_cancel(pthread_self());
+	pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+	if (polypipe_write(c->wr, MSG(1), 0) == 0) /* makes rd's readable */
+		c->steps++;
+	if (polypipe_read(c->rd, &m, 0) == 1) /* and unreadable */
+		c->steps++;
+	if (polypipe_write(c->wr, MSG(2), 0) == 0)
+		c->steps++;
+	polypipe_close(c->rd); /* closes both descriptors, destroys 2 */
+	c->steps++;
+	pthread_testcancel();
+	return NULL;
+}
+
+START_TEST(test_polypipe_fd_calls_not_cancellation_points)
+{
+	struct cancel_run c = { 0 };
+	pthread_t t;
+	void *ret;
+
+	pipe_new(4, &c.rd, &c.wr);
+	ck_assert_int_ge(polypipe_read_fd(c.rd), 0);
+	ck_assert_int_ge(polypipe_write_fd(c.wr), 0);
+	ck_assert_int_eq(
+	    polypipe_set_destructor(c.wr, dtor_count, &c.destroyed), 0);
+	ck_assert_int_eq(pthread_create(&t, NULL, cancel_pending_thread, &c),
+	                 0);
+	ck_assert_int_eq(pthread_join(t, &ret), 0);
+	ck_assert_ptr_eq(ret, PTHREAD_CANCELED);
+	ck_assert_int_eq(c.steps, 4);
+	ck_assert_int_eq(c.destroyed, 1);
+	/* No lock was left held: the write end still answers. */
+	ck_assert_fail(polypipe_write(c.wr, MSG(3), 0), EPIPE);
+	ck_assert_int_eq(polypipe_write_eof(c.wr), 0);
+	polypipe_close(c.wr);
+}
+END_TEST
+
 /* --- notify -------------------------------------------------------------- */
 
 START_TEST(test_polypipe_notify_bad_args)
@@ -3160,6 +3218,7 @@ polypipe_suite(void)
 	tcase_add_test(tc, test_polypipe_fd_exact_when_created_late);
 	tcase_add_test(tc, test_polypipe_fd_wakes_poll);
 	tcase_add_test(tc, test_polypipe_write_fd_unbounded);
+	tcase_add_test(tc, test_polypipe_fd_calls_not_cancellation_points);
 
 	tc = new_tcase(s, "notify", 20);
 	tcase_add_test(tc, test_polypipe_notify_bad_args);

@@ -2294,6 +2294,65 @@ START_TEST(test_polyset_with_fd_and_notifier_socket)
 }
 END_TEST
 
+/*
+ * A thread with a cancellation pending makes a set's descriptor readable
+ * and closes objects that have descriptors: none of the library's calls
+ * may be where it ends (a lock held, a close half done).  It ends at its
+ * own pthread_testcancel, after the last step.
+ */
+struct cancel_run {
+	polyset *set;
+	polyserver *srv;
+	polyclient *cl;
+	polyendpoint sep;
+	int steps;
+};
+
+static void *
+cancel_pending_thread(void *arg)
+{
+	struct cancel_run *c = arg;
+
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+	pthread_cancel(pthread_self());
+	pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+	/* The client is decided: adding it makes the set's fd readable. */
+	if (polyset_add(c->set, c->cl, 0, NULL) == 0)
+		c->steps++;
+	polyendpoint_close(&c->sep); /* a pipe end with its read fd */
+	c->steps++;
+	polyclient_close(c->cl); /* its connect fd */
+	c->steps++;
+	polyserver_close(c->srv); /* its accept fd */
+	c->steps++;
+	polyset_close(c->set); /* its own */
+	c->steps++;
+	pthread_testcancel();
+	return NULL;
+}
+
+START_TEST(test_polyset_calls_not_cancellation_points)
+{
+	struct cancel_run c = { .set = new_set(), .srv = new_server() };
+	pthread_t t;
+	void *ret;
+
+	c.cl = new_client(2);
+	ck_assert_int_ge(polyset_fd(c.set), 0);
+	ck_assert_int_ge(polyserver_accept_fd(c.srv), 0);
+	ck_assert_int_eq(polyclient_connect(c.cl, c.srv), 0);
+	ck_assert_int_ge(polyclient_connect_fd(c.cl), 0);
+	ck_assert_int_eq(polyserver_accept(c.srv, &c.sep, 0), 0);
+	ck_assert_int_ge(polypipe_read_fd(c.sep.rd), 0);
+	ck_assert_not_readable(polyset_fd(c.set));
+	ck_assert_int_eq(pthread_create(&t, NULL, cancel_pending_thread, &c),
+	                 0);
+	ck_assert_int_eq(pthread_join(t, &ret), 0);
+	ck_assert_ptr_eq(ret, PTHREAD_CANCELED);
+	ck_assert_int_eq(c.steps, 5);
+}
+END_TEST
+
 /* --- cost ---------------------------------------------------------------- */
 
 /* Open descriptors of the process, or -1 if /proc is not there. */
@@ -2591,6 +2650,7 @@ polyset_suite(void)
 	tcase_add_loop_test(tc, test_polyset_with_fd_and_notifier, 0, 2);
 	tcase_add_loop_test(tc, test_polyset_with_fd_and_notifier_socket, 0,
 	                    2);
+	tcase_add_test(tc, test_polyset_calls_not_cancellation_points);
 
 	tc = new_tcase(s, "errno", 30);
 	tcase_add_checked_fixture(tc, setup, NULL);

@@ -21,7 +21,7 @@
  *   sleeps, when another CPU can run its peer and spinning has paid off
  *   lately on that side of the pipe; otherwise it sleeps at once.  An
  *   idle waiter uses no CPU.  A reader spinning on an empty pipe waits,
- *   in that window, for a run of messages (32, or half the capacity if
+ *   in that window, for a run of messages (128, or half the capacity if
  *   less), and a writer on a full one for a run of slots (up to 64),
  *   rather than the first; either returns sooner, with what came, once
  *   nothing more has come for 200 ns.  So a stream moves in runs, and
@@ -54,6 +54,12 @@
  * - After the read end is closed, messages are no longer accepted, so the
  *   destructor is never called for a message after polypipe_close of the
  *   read end has returned.
+ * - No function of this library is a cancellation point
+ *   (pthread_cancel(3)): a thread with a cancellation pending does not
+ *   end inside one, with a lock held or a close half done, but at its
+ *   next cancellation point after the call returns.  Blocking calls
+ *   are not cancellation points either; wake a blocked thread through
+ *   its peer before cancelling it.
  */
 #ifndef POLYSOCKET_POLYPIPE_H
 #define POLYSOCKET_POLYPIPE_H
