@@ -635,7 +635,7 @@ print_table(void)
 /* The fan-in rows: rates, and ratios to the one pipe of the same round,
  * each as the median and the range over the rounds. */
 static void
-print_fanin(void)
+print_fanin(const char *only)
 {
 	const struct cell *one =
 	    cell_find(WL_FANIN, "fan-in one pipe", DIFF_CPU);
@@ -657,7 +657,10 @@ print_fanin(void)
 		c = cell_find(WL_FANIN, transports[k]->name, DIFF_CPU);
 		if (c == NULL || c->n == 0) {
 			printf(" %8s  (not run: %s)\n", "-",
-			       cpu_b < 0 ? "one CPU" : "too few descriptors");
+			       !row_chosen(transports[k]->name, only)
+			           ? "not in --only"
+			       : cpu_b < 0 ? "one CPU"
+			                   : "too few descriptors");
 			continue;
 		}
 		lo = hi = c->v[0];
@@ -1087,7 +1090,7 @@ main(int argc, char **argv)
 	load_sample(&l1);
 
 	print_table();
-	print_fanin();
+	print_fanin(o.only);
 	print_load(&l0, &l1);
 	printf("checked: %llu messages, each by sequence number; %llu "
 	       "errors\n",
