@@ -59,7 +59,11 @@
  *   end inside one, with a lock held or a close half done, but at its
  *   next cancellation point after the call returns.  Blocking calls
  *   are not cancellation points either; wake a blocked thread through
- *   its peer before cancelling it.
+ *   its peer before cancelling it.  Notifiers and destructors are the
+ *   caller's code: if one may reach a cancellation point, disable
+ *   cancellation (pthread_setcancelstate(3)) around the library calls
+ *   that may run it, as a call that ends inside its callback cannot
+ *   finish (a later close would wait for that callback forever).
  */
 #ifndef POLYSOCKET_POLYPIPE_H
 #define POLYSOCKET_POLYPIPE_H
