@@ -2,20 +2,21 @@
 # plant-bugs.sh - shows what the stress suite catches, with and without
 # the chaos build's preemption points: plants one concurrency bug at a
 # time (tools/plant-bugs.txt) into a scratch copy of the tree, builds it
-# twice (plain, and configure --enable-chaos), runs tests/check_stress
-# over and over with fresh seeds until it fails or the time is up, and
-# prints a table: each bug, whether and after how long each build caught
-# it.  The working tree is never touched.  Not part of CI: it takes about
-# 2 x SECONDS per bug at worst.
+# in each mode (plain, and configure --enable-chaos, by default), runs
+# tests/check_stress over and over with fresh seeds until it fails or the
+# time is up, and prints a table: each bug, whether and after how long
+# each build caught it.  The working tree is never touched.  Not part of
+# CI: it takes about (modes) x SECONDS per bug at worst.
 #
-# Usage: tools/plant-bugs.sh [-t SECONDS] [-m MODE] [-k] [BUG...]
+# Usage: tools/plant-bugs.sh [-t SECONDS] [-m MODE[,MODE...]] [-k] [BUG...]
 #   -t SECONDS  time per bug and build (default 60)
-#   -m MODE     only this build: plain or chaos (default both)
+#   -m MODES    the builds, from plain, chaos, tsan (ThreadSanitizer,
+#               clang) and tsan-chaos (default plain,chaos)
 #   -k          keep the scratch directory
 #   BUG...      only these bugs (default: all)
 #
-# Environment: CC, CFLAGS for the builds (default: the configure
-# defaults); PLANT_JOBS for make -j (default 2).
+# Environment: CC, CFLAGS for the plain and chaos builds (default: the
+# configure defaults); PLANT_JOBS for make -j (default 2).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -27,9 +28,9 @@ modes=(plain chaos)
 while getopts t:m:k opt; do
 	case $opt in
 	t) limit=$OPTARG ;;
-	m) modes=("$OPTARG") ;;
+	m) IFS=, read -r -a modes <<<"$OPTARG" ;;
 	k) keep=yes ;;
-	*) sed -n '2,19p' "$0" >&2; exit 2 ;;
+	*) sed -n '2,20p' "$0" >&2; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
@@ -125,8 +126,17 @@ cp -a "$tmp/pristine" "$tmp/tree"
 }
 for mode in "${modes[@]}"; do
 	mkdir "$tmp/$mode"
-	flags=()
-	[ "$mode" = chaos ] && flags=(--enable-chaos)
+	# A data race that loses nothing in the runs is still a report
+	# under TSan, which is the tool for those.
+	case $mode in
+	plain) flags=() ;;
+	chaos) flags=(--enable-chaos) ;;
+	tsan) flags=(CC=clang "CFLAGS=-g -O1" --disable-shared
+		--enable-sanitizers=thread) ;;
+	tsan-chaos) flags=(CC=clang "CFLAGS=-g -O1" --disable-shared
+		--enable-sanitizers=thread --enable-chaos) ;;
+	*) echo "plant-bugs: no mode $mode" >&2; exit 2 ;;
+	esac
 	echo "plant-bugs: building ($mode)"
 	(cd "$tmp/$mode" && ../tree/configure -q "${flags[@]}" &&
 		make -j"$jobs" tests/check_stress) >"$tmp/build.log" 2>&1 || {
@@ -148,8 +158,12 @@ run() {
 		# A run begun in time may finish past the limit: a lost
 		# wake-up takes a few of those timeouts to report, and a run
 		# cut short would count it as not caught.
+		# TSan runs slower: full timeouts there, and its first
+		# report ends the run.
 		rc=0
-		(cd "$tmp/$mode" && CK_TIMEOUT_MULTIPLIER=0.25 \
+		(cd "$tmp/$mode" && export TSAN_OPTIONS=halt_on_error=1 &&
+			case $mode in tsan*) mult=1 ;; *) mult=0.25 ;; esac &&
+			CK_TIMEOUT_MULTIPLIER=$mult \
 			timeout -k 5 "$((left + 120))" ./tests/check_stress \
 			>"$tmp/$mode.log" 2>&1) || rc=$?
 		# 124, 137: stopped by our limit, not a failure it reported.
@@ -166,6 +180,7 @@ summary() {
 	local log=$1
 	grep -m1 '^chaos seed:' "$log" | sed 's/ (.*//' || true
 	grep -m2 -E ':[EF]:' "$log" | cut -c1-300 || true
+	grep -m1 -A3 'WARNING: ThreadSanitizer' "$log" | cut -c1-200 || true
 	if ! grep -q -E ':[EF]:' "$log"; then
 		tail -n 3 "$log"
 	fi
@@ -188,14 +203,16 @@ for name in "${names[@]}"; do
 	cp "$tmp/pristine/$file" "$tmp/tree/$file"
 	echo "plant-bugs: $name ($file): $what"
 	if ! bugtool apply "$bugs_file" "$name" "$tmp/tree" 2>"$tmp/apply.log"; then
-		rows+=("$name|$what|not applied|not applied")
+		row="$name|$what"
+		for mode in "${modes[@]}"; do row+="|not applied"; done
+		rows+=("$row")
 		details+=("$name: not applied: $(cat "$tmp/apply.log")")
 		continue
 	fi
-	res=("-" "-")
-	for mode in "${modes[@]}"; do
-		i=0
-		[ "$mode" = chaos ] && i=1
+	res=()
+	for i in "${!modes[@]}"; do
+		mode=${modes[i]}
+		res[i]="-"
 		if ! make -C "$tmp/$mode" -j"$jobs" tests/check_stress \
 			>"$tmp/build.log" 2>&1; then
 			res[i]="build failed"
@@ -213,19 +230,25 @@ $(summary "$tmp/$mode.log" | sed 's/^/    /')")
 		fi
 		echo "  $mode: ${res[i]}"
 	done
-	rows+=("$name|$what|${res[0]}|${res[1]}")
+	row="$name|$what"
+	for i in "${!modes[@]}"; do row+="|${res[i]}"; done
+	rows+=("$row")
 	cp "$tmp/pristine/$file" "$tmp/tree/$file"
 done
 
 echo
 echo "Planted bugs, tests/check_stress run over and over for up to $limit s:"
 echo
-printf '| %s | %s | %s | %s |\n' bug "what it is" "caught, plain build" \
-	"caught, chaos build"
-printf '|---|---|---|---|\n'
+head="| bug | what it is |"
+rule="|---|---|"
+for mode in "${modes[@]}"; do
+	head+=" caught, $mode build |"
+	rule+="---|"
+done
+echo "$head"
+echo "$rule"
 for row in "${rows[@]}"; do
-	IFS='|' read -r n w p c <<<"$row"
-	printf '| %s | %s | %s | %s |\n' "$n" "$w" "$p" "$c"
+	echo "| ${row//|/ | } |"
 done
 if ((${#details[@]})); then
 	echo
