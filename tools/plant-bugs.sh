@@ -3,8 +3,9 @@
 # the chaos build's preemption points: plants one concurrency bug at a
 # time (tools/plant-bugs.txt) into a scratch copy of the tree, builds it
 # in each mode (plain, and configure --enable-chaos, by default), runs
-# tests/check_stress over and over with fresh seeds until it fails or the
-# time is up, and prints a table: each bug, whether and after how long
+# tests/check_sync (the eventcount in set orders of events) and
+# tests/check_stress over and over with fresh seeds until they fail or
+# the time is up, and prints a table: each bug, whether and after how long
 # each build caught it.  The working tree is never touched.  Not part of
 # CI: it takes about (modes) x SECONDS per bug at worst.
 #
@@ -35,6 +36,7 @@ while getopts t:m:k opt; do
 done
 shift $((OPTIND - 1))
 jobs=${PLANT_JOBS:-2}
+progs=(tests/check_sync tests/check_stress)
 
 # The bug file's parser: "list" prints the names, "what NAME" the line
 # that says what the bug is, "file NAME" its file, "apply NAME DIR"
@@ -139,7 +141,7 @@ for mode in "${modes[@]}"; do
 	esac
 	echo "plant-bugs: building ($mode)"
 	(cd "$tmp/$mode" && ../tree/configure -q "${flags[@]}" &&
-		make -j"$jobs" tests/check_stress) >"$tmp/build.log" 2>&1 || {
+		make -j"$jobs" "${progs[@]}") >"$tmp/build.log" 2>&1 || {
 		tail -n 20 "$tmp/build.log" >&2
 		echo "plant-bugs: the $mode build of the unchanged tree failed" >&2
 		exit 1
@@ -164,7 +166,8 @@ run() {
 		(cd "$tmp/$mode" && export TSAN_OPTIONS=halt_on_error=1 &&
 			case $mode in tsan*) mult=1 ;; *) mult=0.25 ;; esac &&
 			CK_TIMEOUT_MULTIPLIER=$mult \
-			timeout -k 5 "$((left + 120))" ./tests/check_stress \
+			timeout -k 5 "$((left + 120))" sh -c \
+			'./tests/check_sync && ./tests/check_stress' \
 			>"$tmp/$mode.log" 2>&1) || rc=$?
 		# 124, 137: stopped by our limit, not a failure it reported.
 		if ((rc != 0 && rc != 124 && rc != 137)); then
@@ -188,7 +191,8 @@ summary() {
 
 echo "plant-bugs: unchanged tree, one run per build"
 for mode in "${modes[@]}"; do
-	if ! (cd "$tmp/$mode" && ./tests/check_stress >"$tmp/$mode.log" 2>&1); then
+	if ! (cd "$tmp/$mode" && ./tests/check_sync >"$tmp/$mode.log" 2>&1 &&
+		./tests/check_stress >>"$tmp/$mode.log" 2>&1); then
 		echo "plant-bugs: the unchanged tree fails ($mode):" >&2
 		summary "$tmp/$mode.log" >&2
 		exit 1
@@ -213,7 +217,7 @@ for name in "${names[@]}"; do
 	for i in "${!modes[@]}"; do
 		mode=${modes[i]}
 		res[i]="-"
-		if ! make -C "$tmp/$mode" -j"$jobs" tests/check_stress \
+		if ! make -C "$tmp/$mode" -j"$jobs" "${progs[@]}" \
 			>"$tmp/build.log" 2>&1; then
 			res[i]="build failed"
 			details+=("$name ($mode): build failed:
@@ -237,7 +241,8 @@ $(summary "$tmp/$mode.log" | sed 's/^/    /')")
 done
 
 echo
-echo "Planted bugs, tests/check_stress run over and over for up to $limit s:"
+echo "Planted bugs, tests/check_sync and tests/check_stress run over and" \
+	"over for up to $limit s:"
 echo
 head="| bug | what it is |"
 rule="|---|---|"
