@@ -69,6 +69,13 @@ chaos_init(void)
 	        (unsigned long long)chaos_seed);
 }
 
+bool
+psync_chaos_no_membarrier(void)
+{
+	pthread_once(&chaos_once, chaos_init);
+	return chaos_seed & 1;
+}
+
 /* splitmix64 */
 static uint64_t
 chaos_next(uint64_t *s)

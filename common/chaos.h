@@ -24,6 +24,7 @@
 #ifndef POLYSOCKET_CHAOS_H
 #define POLYSOCKET_CHAOS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define PSYNC_CHAOS_ENV "POLYSOCKET_CHAOS_SEED"
@@ -37,6 +38,11 @@
 #include <unistd.h>
 
 void psync_chaos_point(unsigned *hits);
+
+/* Whether this process does without membarrier(2) (sync.h): an odd seed
+ * says so, so that chaos runs also cover the fallback of kernels that
+ * lack it, where both sides of psync_barrier_light/heavy are fences. */
+bool psync_chaos_no_membarrier(void);
 
 /* Each point counts, per thread, how often it was reached: the more, the
  * less often it acts (chaos.c).  A static in a static inline function is
@@ -78,8 +84,9 @@ psync_chaos_announce(void)
 		setenv(PSYNC_CHAOS_ENV, buf, 1);
 		env = buf;
 	}
-	printf("chaos seed: %s (%s=%s replays it)\n", env, PSYNC_CHAOS_ENV,
-	       env);
+	printf("chaos seed: %s (%s=%s replays it; barriers: %s)\n", env,
+	       PSYNC_CHAOS_ENV, env,
+	       strtoull(env, NULL, 0) & 1 ? "fences" : "membarrier");
 	fflush(stdout);
 }
 

@@ -315,7 +315,14 @@ _Atomic int psync_asym;
 static void
 asym_init(void)
 {
-	long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+	long cmds;
+
+#ifdef PSYNC_CHAOS
+	/* Half the chaos runs take the fallback of kernels without it. */
+	if (psync_chaos_no_membarrier())
+		return;
+#endif
+	cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
 
 	if (cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
 	    syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
