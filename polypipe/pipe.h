@@ -15,6 +15,15 @@
  */
 void pipe_discard(polypipe *wr);
 
+/*
+ * pipe_create_pair: two pipes of the given capacity, as two calls of
+ * polypipe_create would make them, in one allocation: a connection's.
+ * Each pipe lives until both its ends are closed, as any other; the
+ * allocation goes with the last of the two.  -1 with ENOMEM.
+ */
+int pipe_create_pair(size_t capacity, polypipe **a_rd, polypipe **a_wr,
+                     polypipe **b_rd, polypipe **b_wr);
+
 struct pready;
 
 /*

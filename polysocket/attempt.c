@@ -38,10 +38,8 @@ attempt_init(struct attempt *a, void *block, size_t capacity)
 		errno = err;
 		return -1;
 	}
-	if (polypipe_create(capacity, &c2s_rd, &c2s_wr) < 0)
-		goto fail_c2s;
-	if (polypipe_create(capacity, &s2c_rd, &s2c_wr) < 0)
-		goto fail_s2c;
+	if (pipe_create_pair(capacity, &c2s_rd, &c2s_wr, &s2c_rd, &s2c_wr) < 0)
+		goto fail;
 	a->mine = (polyendpoint){ .rd = s2c_rd, .wr = c2s_wr };
 	a->theirs = (polyendpoint){ .rd = c2s_rd, .wr = s2c_wr };
 	atomic_init(&a->state, AT_IDLE);
@@ -50,12 +48,7 @@ attempt_init(struct attempt *a, void *block, size_t capacity)
 	a->block = block;
 	return 0;
 
-fail_s2c:
-	err = errno;
-	polypipe_close(c2s_rd);
-	polypipe_close(c2s_wr);
-	errno = err;
-fail_c2s:
+fail:
 	err = errno;
 	pthread_mutex_destroy(&a->lock);
 	errno = err;
