@@ -310,6 +310,14 @@ yield:
 		spin_thread.yield_first = true;
 }
 
+void
+psync_spin_init(struct psync_spin *s)
+{
+	atomic_init(&s->skip, 0);
+	atomic_init(&s->backoff, 0);
+	atomic_init(&s->lone, SPIN_LONE);
+}
+
 _Atomic int psync_asym;
 
 static void

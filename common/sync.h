@@ -249,7 +249,9 @@ psync_ctr_unlock(struct psync_ctr *c)
  * a stream then moves in runs.  A peer that sends one message and waits
  * for the answer would cost the waiter the settling time at each: a spin
  * that settles on a single message makes the next SPIN_LONE (15) spins
- * wait for one only.
+ * wait for one only.  psync_spin_init starts a waiter so, as if it had
+ * settled once: a new connection's pipe carries a request or a reply
+ * before it carries a stream, and would otherwise never learn it.
  *
  * A spin that ends without a change (or whose change came only after the
  * window: the thread was descheduled, likely for its peer on the same
@@ -287,6 +289,7 @@ struct psync_spin {
 
 void psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
                 size_t delta, const _Atomic uint32_t *b, uint32_t b0);
+void psync_spin_init(struct psync_spin *s);
 
 /*
  * An event that threads wait for under an object's lock: a futex word

@@ -632,6 +632,11 @@ pipe_init(struct pipe *pp, size_t capacity, unsigned refs, polypipe **rd,
           polypipe **wr)
 {
 	memset(pp, 0, sizeof *pp);
+	/* A side's first waits return with the first message or slot:
+	 * the pipe may be a connection's, which carries one request or
+	 * one reply (sync.h). */
+	psync_spin_init(&pp->r.spin);
+	psync_spin_init(&pp->w.spin);
 	pp->capacity = capacity;
 	atomic_init(&pp->refs, refs);
 	pp->rd.tag = PTAG_PIPE_RD;
