@@ -672,8 +672,9 @@ pipe_create_pair(size_t capacity, polypipe **a_rd, polypipe **a_wr,
 	psync_barrier_init();
 	/* Plain malloc, aligned by hand: aligned_alloc splits a chunk and
 	 * frees the rest each time, a quarter of a connection's cost.
-	 * From 16-byte alignment, the first line that leaves room for the
-	 * block's address is at most LINE bytes in. */
+	 * malloc aligns to 8 bytes at least, so the first line boundary
+	 * that leaves room for the block's address before it is at most
+	 * LINE bytes in. */
 	raw = psync_malloc(2 * sizeof *pp + LINE);
 	if (raw == NULL)
 		return -1;
