@@ -150,6 +150,7 @@ spin_useful(void)
  */
 static _Thread_local __attribute__((tls_model("initial-exec"))) struct {
 	bool yield_first;
+	bool readied; /* made a descriptor readable since the last spin */
 	uint8_t skip, backoff; /* of yields */
 	int64_t kicked;
 } spin_thread;
@@ -224,6 +225,12 @@ psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
 	 * hand-offs went through a sleep stay so, each spin ending before
 	 * the other is scheduled again. */
 	now = clock_ns();
+	if (spin_thread.readied) {
+		/* Counted from now: the clock is read here, where a spin
+		 * reads it anyway, rather than at every descriptor write. */
+		spin_thread.readied = false;
+		spin_thread.kicked = now;
+	}
 	woke = now - spin_thread.kicked < WAKE_SPIN_NS;
 	skip = atomic_load_explicit(&s->skip, memory_order_relaxed);
 	if (skip > 0 && !woke) {
@@ -623,7 +630,7 @@ psync_efd_update(struct psync_efd *e, bool ready)
 	 * psync_ec_kick wakes one: this thread's next wait, most likely for
 	 * that thread's answer, spins as it would after a kick. */
 	if (ready)
-		spin_thread.kicked = clock_ns();
+		spin_thread.readied = true;
 }
 
 int
