@@ -49,6 +49,7 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <polysocket/polysocket.h>
@@ -123,12 +124,27 @@ zmq_die(const char *what)
 	bench_die("%s: %s", what, zmq_strerror(zmq_errno()));
 }
 
+/*
+ * A socket closed with zmq_close counts against the context's 1,023
+ * sockets until ZeroMQ's reaper thread has taken it down, and with four
+ * threads busy on two CPUs the reaper can fall that far behind: a
+ * zmq_socket that finds the context full waits for it (part of
+ * ZeroMQ's cost of a connection), up to CONN_WAIT_MS.
+ */
 static void *
 zmq_sock(int type)
 {
-	int linger = 0, ms = CONN_WAIT_MS;
-	void *s = zmq_socket(zctx, type);
+	struct timespec pause = { .tv_nsec = 100000 };
+	int linger = 0, ms = CONN_WAIT_MS, waited;
+	void *s;
 
+	for (waited = 0;; waited++) {
+		s = zmq_socket(zctx, type);
+		if (s != NULL || zmq_errno() != EMFILE ||
+		    waited >= CONN_WAIT_MS * 10)
+			break;
+		nanosleep(&pause, NULL);
+	}
 	if (s == NULL)
 		zmq_die("zmq_socket");
 	if (zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger) < 0 ||
