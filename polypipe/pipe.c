@@ -333,6 +333,7 @@ static void
 pipe_free(struct pipe *pp)
 {
 	struct pready *r;
+	unsigned flags;
 	int i;
 
 	for (i = 0; i < 2; i++) {
@@ -344,11 +345,10 @@ pipe_free(struct pipe *pp)
 	}
 	free(pp->w.ring);
 	/* Relaxed: the flags never change; the count is 0. */
-	if (atomic_load_explicit(&pp->refs, memory_order_relaxed) &
-	    REFS_SECOND)
+	flags = atomic_load_explicit(&pp->refs, memory_order_relaxed);
+	if (flags & REFS_SECOND)
 		pipe_unhold(pp - 1);
-	else if (atomic_load_explicit(&pp->refs, memory_order_relaxed) &
-	         REFS_FIRST)
+	else if (flags & REFS_FIRST)
 		free(((void **)pp)[-1]);
 	else
 		free(pp);

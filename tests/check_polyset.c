@@ -2313,9 +2313,7 @@ cancel_pending_thread(void *arg)
 {
 	struct cancel_run *c = arg;
 
-	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
-	pthread_cancel(pthread_self());
-	pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+	test_cancel_pending();
 	/* The client is decided: adding it makes the set's fd readable. */
 	if (polyset_add(c->set, c->cl, 0, NULL) == 0)
 		c->steps++;

@@ -131,6 +131,16 @@ test_skip(const char *name, const char *why)
 #define MSG(n) ((void *)(uintptr_t)(n))
 #define MSGVAL(p) ((uintptr_t)(p))
 
+/* Leaves a cancellation pending on the calling thread (deferred, as by
+ * default): it acts at the thread's next cancellation point. */
+static inline void
+test_cancel_pending(void)
+{
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+	pthread_cancel(pthread_self());
+	pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+}
+
 /* --- threads blocked in a call ------------------------------------------ */
 
 /* The calling thread's kernel id. */
