@@ -11,14 +11,14 @@
  * The owner serialises the flips: every pready_flip of one pready is made
  * under one lock of the owner's (the pipe side lock that the riser holds,
  * or the server's or the client's own lock), its "owner lock" below.
- * pready_flip updates the set membership at once, under that lock and one
- * of the set's, so a set never sees the flips out of order.  The descriptor
- * and the notifier are brought up to date afterwards, with no owner lock held,
- * by pready_after: the descriptor under a mutex of its own that re-reads the
- * bit, so whichever update runs last leaves it exact.
+ * pready_flip brings the descriptor and the set membership up to date at
+ * once, under that lock, so neither ever sees the flips out of order and
+ * the descriptor is exact when the lock is released (one system call when
+ * what it says changes, made with the lock held).  The notifier, a pipe's
+ * only, is called afterwards with no lock held, by pready_fire.
  *
- * Lock order: owner lock(s), then the polyset's locks (set.c) or a
- * pready_fd's lock; nothing else is taken under those, and a notifier is
+ * Lock order: owner lock(s), then the polyset's locks (set.c).  A
+ * pready_notify's lock is taken with no other held, and a notifier is
  * called with no lock held at all.
  */
 #ifndef POLYSOCKET_READY_H
@@ -68,69 +68,71 @@ struct pset_member {
 	bool ordered; /* set's lock: in the ready order, not the rises */
 };
 
-/* The descriptor and the notifier, allocated when first asked for. */
-struct pready_fd {
-	pthread_mutex_t lock;      /* efd, notify */
+/* A pipe's notifier, allocated when first set.  A server and a client
+ * keep theirs under their own lock. */
+struct pready_notify {
+	pthread_mutex_t lock;      /* notify */
 	struct psync_event settle; /* notifier calls ending */
-	struct psync_efd efd;
 	struct psync_notifier notify;
 };
 
 struct pready {
 	/* What the three views say: ready.  Written under the owner lock;
-	 * read by pready_after under fdn->lock (acquire: pairs with the
-	 * release in pready_flip, though the mutexes already order it). */
+	 * read under it, or by a set looking at a member in its ready order
+	 * without it (acquire: pairs with the release in pready_flip). */
 	_Atomic bool up;
+	/* The descriptor: owner lock. */
+	struct psync_efd efd;
 	/* Set once under the owner lock, never freed before the pready:
-	 * release, acquire by pready_after, which runs without it. */
-	struct pready_fd *_Atomic fdn;
+	 * release, acquire by pready_fire, which runs without it. */
+	struct pready_notify *_Atomic ntf;
 	struct pset_member member;
 };
 
 /* pready_init: not ready, in no set, with no descriptor. */
 void pready_init(struct pready *r, bool up);
 
-/* pready_destroy: frees the descriptor part and closes the descriptor.
- * The owner is going: nobody else uses r. */
+/* pready_destroy: closes the descriptor, if not released, and frees the
+ * notifier.  The owner is going: nobody else uses r. */
 void pready_destroy(struct pready *r);
 
 /*
  * pready_flip: the readiness becomes up (owner lock held), which must
- * differ from what it was.  Tells the set, if any (pset_rise, pset_fall),
- * which wakes a thread asleep on it for a member that became due.  The
- * caller then calls pready_after once the owner lock is released.
+ * differ from what it was.  Updates the descriptor and tells the set, if
+ * any (pset_rise, pset_fall), which wakes a thread asleep on it for a
+ * member that became due.  Whatever the flip published must be visible
+ * before: a thread woken by the descriptor looks at once.  After a rise,
+ * the caller calls pready_fire once the owner lock is released.
  */
 void pready_flip(struct pready *r, bool up);
 
 /*
- * pready_after: brings the descriptor up to date (with one system call
- * if what it says changes) and, if fire, calls the notifier.  No owner
- * lock held; the caller keeps r alive, also across the notifier, which
- * may close the owner.
+ * pready_fire: calls the notifier, if one is set.  No owner lock held;
+ * the caller keeps r alive across the notifier, which may close the
+ * owner.
  */
-void pready_after(struct pready *r, bool fire);
-
-/* pready_fd_get: the descriptor part, allocated on first use (owner lock
- * held, so the state it starts from is exact): NULL with ENOMEM. */
-struct pready_fd *pready_fd_get(struct pready *r);
+void pready_fire(struct pready *r);
 
 /* pready_efd: the descriptor, created on first use (owner lock held):
  * -1 with errno EMFILE, ENFILE or ENOMEM. */
 int pready_efd(struct pready *r);
 
-/*
- * pready_set_notify: replaces the notifier and waits for the calls of the
- * one replaced (no owner lock held; fdn allocated).  Removing one that was
- * never set needs no fdn: r->fdn NULL then does nothing.
- */
-void pready_set_notify(struct pready *r, polypipe_notify_fn *fn, void *arg);
+/* pready_efd_release: for an owner being closed (owner lock held):
+ * detaches the descriptor and returns it (or -1) for the caller to close
+ * once the lock is released. */
+int pready_efd_release(struct pready *r);
+
+/* pready_notify_get: the notifier part, allocated on first use (owner
+ * lock held): NULL with ENOMEM. */
+struct pready_notify *pready_notify_get(struct pready *r);
 
 /*
- * pready_release: for an owner being closed (no owner lock held): removes
- * the notifier, waiting for its calls, and detaches the descriptor, which
- * it returns (or -1) for the caller to close.
+ * pready_set_notify: replaces the notifier and waits for the calls of the
+ * one replaced (no owner lock held; ntf allocated).  Removing one that was
+ * never set needs no ntf: r->ntf NULL then does nothing.  An owner being
+ * closed removes its notifier so first, before it takes its lock.
  */
-int pready_release(struct pready *r);
+void pready_set_notify(struct pready *r, polypipe_notify_fn *fn, void *arg);
 
 /*
  * The polyset half (polyset/set.c), for the owners: pset_detach ends a

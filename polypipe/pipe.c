@@ -35,8 +35,13 @@
  * before it releases its lock.  Every write of the word is made by the
  * holder of its lock, so the flips of one readiness are ordered by that
  * lock, and the riser pays nothing but a bit test while nobody lowered.
- * A side does this only once a descriptor, notifier or set asked for its
- * readiness (rdy[] allocated); before, its moves skip it.
+ * A flip updates the descriptor there and then, with that lock held: a
+ * thread the descriptor wakes finds the count published already (the
+ * count is stored before the flip), and the flip costs one system call,
+ * no other lock and no reference.  Only a notifier is called after the
+ * lock is released (pipe_after).  A side does this only once a
+ * descriptor, notifier or set asked for its readiness (rdy[] allocated);
+ * before, its moves skip it.
  *
  * The pipe is freed when both ends are closed and no notifier call is in
  * flight (refs).  A connection's two pipes share one allocation
@@ -396,10 +401,8 @@ pipe_rdy(struct pipe *pp, bool reader)
 	return atomic_load_explicit(&pp->rdy[reader], memory_order_acquire);
 }
 
-/* Which sides changed, for pipe_after: CH_ bit per side, ROSE_ if it
- * became ready. */
-enum { CH_WR = 1, CH_RD = 2, ROSE_WR = 4, ROSE_RD = 8 };
-#define CH(reader) ((reader) ? CH_RD : CH_WR)
+/* The sides that became ready, for pipe_after. */
+enum { ROSE_WR = 1, ROSE_RD = 2 };
 #define ROSE(reader) ((reader) ? ROSE_RD : ROSE_WR)
 
 /*
@@ -432,7 +435,8 @@ pipe_resync(struct pipe *pp)
 		              ready ? w & ~PSYNC_CTR_LOW : w | PSYNC_CTR_LOW);
 		pready_flip(r, ready);
 		CHAOS_POINT();
-		changes |= CH(reader) | (ready ? ROSE(reader) : 0);
+		if (ready)
+			changes |= ROSE(reader);
 	}
 	return changes;
 }
@@ -463,32 +467,31 @@ pipe_unhold(struct pipe *pp)
 }
 
 /*
- * Brings the descriptors and notifiers of the sides in changes up to
- * date, with no lock held.  The caller's end is open; a reference keeps
- * the pipe alive across the notifiers all the same, as one may close
- * both ends.
+ * Calls the notifiers of the sides that rose in changes, with no lock
+ * held: a flip brought the descriptor and the set up to date already.
+ * The caller's end is open; a reference keeps the pipe alive across the
+ * notifiers all the same, as one may close both ends.
  */
 static void
 pipe_after(struct pipe *pp, unsigned changes)
 {
-	struct pready *r;
 	int reader;
 
-	/* A set membership was moved with the flag: only a descriptor or
-	 * a notifier is left to tell. */
+	/* Relaxed: the notifier's part is published under both of the
+	 * pipe's locks, one of which this thread held for the flip; one
+	 * allocated since is its setter's race, and pready_fire reads it
+	 * again with acquire. */
 	for (reader = 0; reader < 2; reader++)
-		if ((changes & CH(reader)) &&
-		    atomic_load_explicit(&pipe_rdy(pp, reader)->fdn,
+		if ((changes & ROSE(reader)) &&
+		    atomic_load_explicit(&pipe_rdy(pp, reader)->ntf,
 		                         memory_order_relaxed) == NULL)
-			changes &= ~(unsigned)CH(reader);
-	if (!(changes & (CH_RD | CH_WR)))
+			changes &= ~(unsigned)ROSE(reader);
+	if (!(changes & (ROSE_RD | ROSE_WR)))
 		return;
 	pipe_hold(pp);
-	for (reader = 1; reader >= 0; reader--) {
-		r = pipe_rdy(pp, reader);
-		if (changes & CH(reader))
-			pready_after(r, changes & ROSE(reader));
-	}
+	for (reader = 1; reader >= 0; reader--)
+		if (changes & ROSE(reader))
+			pready_fire(pipe_rdy(pp, reader));
 	pipe_unhold(pp);
 }
 
@@ -510,7 +513,7 @@ pipe_release(struct pipe *pp, bool reader, size_t n)
 		w &= ~PSYNC_CTR_LOW;
 		CHAOS_POINT();
 		pready_flip(pipe_rdy(pp, !reader), true);
-		changes = CH(!reader) | ROSE(!reader);
+		changes = ROSE(!reader);
 	}
 	/* The release is the barrier the eventcount needs. */
 	psync_ctr_unlock_word(c, w);
@@ -553,8 +556,6 @@ pipe_lower(struct pipe *pp, bool reader)
 	pready_flip(r, false);
 	CHAOS_POINT();
 	psync_ctr_unlock_word(c, w | PSYNC_CTR_LOW);
-	CHAOS_POINT();
-	pipe_after(pp, CH(reader));
 }
 
 /* Whether a side whose readiness is watched may have to lower it: its
@@ -878,9 +879,9 @@ polypipe_write(polypipe *wr, void *msg, int timeout_ms)
 }
 
 /*
- * Ends a change of state made under both locks: brings readiness in line,
- * wakes every waiter, releases the locks, then the descriptors and
- * notifiers.
+ * Ends a change of state made under both locks: brings readiness in line
+ * (descriptors and sets with it), wakes every waiter, releases the locks,
+ * then calls the notifiers.
  */
 static void
 pipe_changed_all(struct pipe *pp)
@@ -1083,7 +1084,7 @@ static int
 pipe_set_notify(polypipe *p, polypipe_notify_fn *fn, void *arg)
 {
 	struct pready *r;
-	struct pready_fd *fdn;
+	struct pready_notify *ntf;
 
 	if (fn == NULL) {
 		/* Nothing to remove if it was never asked for. */
@@ -1095,9 +1096,9 @@ pipe_set_notify(polypipe *p, polypipe_notify_fn *fn, void *arg)
 	r = pipe_ready_lock(p);
 	if (r == NULL)
 		return -1;
-	fdn = pready_fd_get(r);
+	ntf = pready_notify_get(r);
 	pipe_ready_unlock(p);
-	if (fdn == NULL)
+	if (ntf == NULL)
 		return -1;
 	pready_set_notify(r, fn, arg);
 	return 0;
@@ -1159,10 +1160,12 @@ polypipe_close(polypipe *p)
 	r = pipe_rdy(pp, end_reader(p));
 	/* Our own notifier first, so the close never calls it. */
 	if (r != NULL)
-		fd = pready_release(r);
+		pready_set_notify(r, NULL, NULL);
 	pipe_lock_all(pp);
 	if (r != NULL && r->member.set != NULL)
 		pset_detach(r);
+	if (r != NULL)
+		fd = pready_efd_release(r);
 	if (end_reader(p)) {
 		o = pipe_take_all(pp);
 		pipe_flag(pp, F_RDCLOSED);

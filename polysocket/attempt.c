@@ -10,7 +10,7 @@
  * decision to the descriptor, the set and the notifier.
  *
  * Lock order: the attempt's lock, then a registry bucket's lock, then a
- * server's lock, then a polyset's lock or a pready_fd's lock.
+ * server's lock, then a polyset's lock.
  */
 #include "config.h"
 
@@ -118,10 +118,9 @@ attempt_show(struct attempt *a)
 	if (a->shown)
 		return;
 	a->shown = true;
+	/* The descriptor with it: it may be polled as soon as the lock is
+	 * released. */
 	pready_flip(&a->rdy, true);
-	/* The descriptor under the lock too: it may be polled as soon as
-	 * the lock is released. */
-	pready_after(&a->rdy, false);
 	psync_event_wake(&a->waiters, true);
 }
 
@@ -303,7 +302,7 @@ attempt_close(struct attempt *a)
 	s = atomic_load_explicit(&a->state, memory_order_acquire);
 	if (a->rdy.member.set != NULL)
 		pset_detach(&a->rdy);
-	fd = pready_release(&a->rdy);
+	fd = pready_efd_release(&a->rdy);
 	pthread_mutex_unlock(&a->lock);
 	CHAOS_POINT();
 	if (withdrawn) /* the backlog's reference; ours is still held */

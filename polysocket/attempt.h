@@ -20,10 +20,10 @@
  * reader of PENDING under the attempt's lock alone may see it move.
  *
  * Lock order: the attempt's lock, then a registry bucket's lock, then
- * a server's lock, then a polyset's lock or a pready_fd's lock.  A
- * server never takes an attempt's lock while it holds its own: it takes
- * attempts out of its backlog, releases its lock, then completes each
- * decision (attempt_finish).  So a server that took an attempt stays
+ * a server's lock, then a polyset's lock.  A server never takes an
+ * attempt's lock while it holds its own: it takes attempts out of its
+ * backlog, releases its lock, then completes each decision
+ * (attempt_finish).  So a server that took an attempt stays
  * alive until the attempt's lock has been free at least once since:
  * a client's close holding that lock may still take the server's.
  *

@@ -9,9 +9,9 @@
  * no notifier call is in flight (refs).
  *
  * Lock order: a registry bucket's lock (bind), then the server's lock,
- * then a polyset's lock or a pready_fd's lock.  An attempt's lock may be
- * held on entry to server_enqueue and server_withdraw (attempt.h); the
- * server never takes one.
+ * then a polyset's lock.  An attempt's lock may be held on entry to
+ * server_enqueue and server_withdraw (attempt.h); the server never takes
+ * one.
  */
 #include "config.h"
 
@@ -104,7 +104,6 @@ server_update_fd(polyserver *srv)
 	if (up == atomic_load_explicit(&srv->rdy.up, memory_order_relaxed))
 		return;
 	pready_flip(&srv->rdy, up);
-	pready_after(&srv->rdy, false);
 }
 
 /* Drops a reference (no lock held). */
@@ -479,7 +478,7 @@ polyserver_close(polyserver *srv)
 	pthread_mutex_lock(&srv->lock);
 	if (srv->rdy.member.set != NULL)
 		pset_detach(&srv->rdy);
-	fd = pready_release(&srv->rdy);
+	fd = pready_efd_release(&srv->rdy);
 	pthread_mutex_unlock(&srv->lock);
 	CHAOS_POINT();
 	server_unref(srv);

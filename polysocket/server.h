@@ -4,8 +4,8 @@
  *
  * Each server has a lock of its own, which guards its backlog and state
  * and is the owner lock of its readiness.  Lock order (attempt.h): an
- * attempt's lock, then a registry bucket's, then a server's, then a set's
- * or a pready_fd's.
+ * attempt's lock, then a registry bucket's, then a server's, then a
+ * set's.
  */
 #ifndef POLYSOCKET_SERVER_H
 #define POLYSOCKET_SERVER_H
