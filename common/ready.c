@@ -14,6 +14,9 @@ void
 pready_init(struct pready *r, bool up)
 {
 	atomic_init(&r->up, up);
+	atomic_init(&r->costly, false);
+	atomic_init(&r->linger.skip, 0);
+	atomic_init(&r->linger.backoff, 0);
 	r->efd = psync_efd_none();
 	atomic_init(&r->ntf, NULL);
 	r->member = (struct pset_member){ .set = NULL };
@@ -72,6 +75,7 @@ pready_efd(struct pready *r)
 	    psync_efd_open(&r->efd, atomic_load_explicit(
 	                                &r->up, memory_order_relaxed)) < 0)
 		return -1;
+	atomic_store_explicit(&r->costly, true, memory_order_relaxed);
 	return r->efd.fd;
 }
 
@@ -102,6 +106,7 @@ pready_notify_get(struct pready *r)
 	/* Release: pairs with the acquire in pready_fire, which may run
 	 * in a thread that does not hold the owner lock. */
 	atomic_store_explicit(&r->ntf, ntf, memory_order_release);
+	atomic_store_explicit(&r->costly, true, memory_order_relaxed);
 	return ntf;
 }
 

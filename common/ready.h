@@ -81,6 +81,13 @@ struct pready {
 	 * read under it, or by a set looking at a member in its ready order
 	 * without it (acquire: pairs with the release in pready_flip). */
 	_Atomic bool up;
+	/* A descriptor or a notifier: a flip costs a system call or a
+	 * callback.  Set under the owner lock; read without it as a hint
+	 * (relaxed: a stale false only skips a linger). */
+	_Atomic bool costly;
+	/* Whether a fall waits for the rise that would undo it (pipes,
+	 * costly only). */
+	struct psync_linger linger;
 	/* The descriptor: owner lock. */
 	struct psync_efd efd;
 	/* Set once under the owner lock, never freed before the pready:

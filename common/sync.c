@@ -81,6 +81,11 @@ psync_aligned_alloc(size_t align, size_t size)
 #define SPIN_LONE 15
 #endif
 
+/* How long a linger waits for the peer's first move (psync_linger). */
+#ifndef LINGER_IDLE_NS
+#define LINGER_IDLE_NS 1000
+#endif
+
 /* The most pauses between two looks at the peer's counter. */
 #define SPIN_PACE_MAX 16
 
@@ -315,6 +320,62 @@ yield:
 	 * so, and the next waits yield first. */
 	if (spin_yield(a, a0, b, b0))
 		spin_thread.yield_first = true;
+}
+
+bool
+psync_linger(struct psync_linger *l, const _Atomic size_t *a, size_t a0,
+             size_t delta)
+{
+	uint8_t skip = atomic_load_explicit(&l->skip, memory_order_relaxed);
+	uint8_t backoff;
+	int64_t start, now, quiet;
+	size_t moved, last = 0;
+	unsigned k;
+
+	if (skip > 0) {
+		atomic_store_explicit(&l->skip, skip - 1,
+		                      memory_order_relaxed);
+		return false;
+	}
+	if (!spin_useful())
+		return false;
+	CHAOS_POINT();
+	start = quiet = clock_ns();
+	for (;;) {
+		/* Relaxed: the caller re-checks with the ordering it
+		 * needs. */
+		moved = (atomic_load_explicit(a, memory_order_relaxed) >>
+		         PSYNC_CTR_SHIFT) -
+		        a0;
+		if (moved >= delta)
+			break;
+		now = clock_ns();
+		if (moved != last) {
+			last = moved;
+			quiet = now;
+		} else if (now - quiet >=
+		               (moved > 0 ? SPIN_SETTLE_NS : LINGER_IDLE_NS) ||
+		           now - start >= SPIN_NS) {
+			break;
+		}
+		/* As psync_spin paces its looks, so as not to take the
+		 * counter's line from the peer at each of its moves. */
+		k = moved == 0 ? 1
+		    : delta - moved > SPIN_PACE_MAX / 2
+		        ? SPIN_PACE_MAX
+		        : 2 * (unsigned)(delta - moved);
+		while (k-- > 0)
+			cpu_relax();
+	}
+	if (moved > 0) {
+		atomic_store_explicit(&l->backoff, 0, memory_order_relaxed);
+		return true;
+	}
+	backoff = spin_backoff(
+	    atomic_load_explicit(&l->backoff, memory_order_relaxed));
+	atomic_store_explicit(&l->backoff, backoff, memory_order_relaxed);
+	atomic_store_explicit(&l->skip, backoff, memory_order_relaxed);
+	return false;
 }
 
 void

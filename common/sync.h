@@ -292,6 +292,30 @@ void psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
 void psync_spin_init(struct psync_spin *s);
 
 /*
+ * A spin before a system call that the peer's next move would undo.  A
+ * reader that takes the last message of a pipe with a descriptor makes
+ * the descriptor say "empty", and the writer's next message makes it say
+ * "not empty" again: a system call each, and, while the writer streams,
+ * a reader that never finds the pipe empty at the start of a read, so
+ * never waits for a run (psync_spin) and follows the writer a few
+ * messages behind, each of them a cache line taken from the writer's
+ * CPU.  psync_linger spins, paced as psync_spin, until *a's count has
+ * moved delta past a0, or moved and stopped for SPIN_SETTLE_NS, and says
+ * whether it moved at all: then the pipe is not empty and neither system
+ * call is needed, and the next read finds a run.  Nothing moving for
+ * LINGER_IDLE_NS (1 us) ends it, and makes the next ones skip as
+ * psync_spin's failed spins do, so a peer that does not come back at
+ * once (one of many pipes, a request's answer) costs next to nothing.
+ */
+struct psync_linger {
+	_Atomic uint8_t skip;
+	_Atomic uint8_t backoff;
+};
+
+bool psync_linger(struct psync_linger *l, const _Atomic size_t *a, size_t a0,
+                  size_t delta);
+
+/*
  * An event that threads wait for under an object's lock: a futex word
  * that moves at every wake-up, and counts of who sleeps.  Wakers touch
  * the word only when somebody sleeps on it, and a sleeper already sent a

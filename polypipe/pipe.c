@@ -523,14 +523,31 @@ pipe_release(struct pipe *pp, bool reader, size_t n)
 }
 
 /*
+ * The messages a reader spinning on an empty pipe waits to see written,
+ * and the slots a writer spinning on a full one waits to see freed
+ * (fewer if they stop coming: psync_spin): a stream then moves in runs,
+ * each side reading lines the other has finished with.
+ */
+static size_t
+spin_delta(const struct pipe *pp, bool reader)
+{
+	size_t k = reader ? pp->capacity / 2 : pp->w.size / 8;
+	size_t most = reader ? 128 : 64;
+
+	return k < 1 ? 1 : k > most ? most : k;
+}
+
+/*
  * Lowers a side's readiness if it would wait now: a reader after leaving
- * the pipe empty, a writer after filling it.  Takes the lock of the word
+ * the pipe empty, a writer after filling it (linger > 0: after a move,
+ * which the other side may be about to follow with a run of that many,
+ * spin_delta as read under the side's own lock).  Takes the lock of the word
  * that holds the flag (the other side's), holding none: the check under
  * it is exact, since only this side's own moves could make the side wait,
  * and another of them lowers it in turn.
  */
 static void
-pipe_lower(struct pipe *pp, bool reader)
+pipe_lower(struct pipe *pp, bool reader, size_t linger)
 {
 	struct psync_ctr *c = ready_word(pp, reader);
 	struct pready *r = pipe_rdy(pp, reader);
@@ -539,6 +556,15 @@ pipe_lower(struct pipe *pp, bool reader)
 	bool wait;
 
 	CHAOS_POINT();
+	/* A fall made now costs a system call or a callback, and so will
+	 * the other side's next move, which undoes it: if that side is
+	 * moving, let a run of its moves come first, as this side's next
+	 * call would wait for one (psync_linger), and make neither. */
+	if (linger > 0 &&
+	    atomic_load_explicit(&r->costly, memory_order_relaxed) &&
+	    psync_linger(&r->linger, &c->word,
+	                 psync_ctr_count(c, memory_order_relaxed), linger))
+		return;
 	psync_ctr_lock(c);
 	w = psync_ctr_word(c);
 	/* Acquire: the flags and the other count as last published. */
@@ -567,21 +593,6 @@ pipe_may_lower(struct pipe *pp, bool reader)
 	       !(atomic_load_explicit(&ready_word(pp, reader)->word,
 	                              memory_order_relaxed) &
 	         PSYNC_CTR_LOW);
-}
-
-/*
- * The messages a reader spinning on an empty pipe waits to see written,
- * and the slots a writer spinning on a full one waits to see freed
- * (fewer if they stop coming: psync_spin): a stream then moves in runs,
- * each side reading lines the other has finished with.
- */
-static size_t
-spin_delta(const struct pipe *pp, bool reader)
-{
-	size_t k = reader ? pp->capacity / 2 : pp->w.size / 8;
-	size_t most = reader ? 128 : 64;
-
-	return k < 1 ? 1 : k > most ? most : k;
 }
 
 /*
@@ -692,8 +703,8 @@ polypipe_read_many(polypipe *rd, void **msgs, size_t max, int timeout_ms)
 {
 	struct psync_timer timer = psync_timer(timeout_ms);
 	struct pipe *pp;
-	bool timed_out = false, spun = false, wrapped, shrink, empty;
-	size_t head, avail, n, i, j;
+	bool timed_out = false, spun = false, wrapped, shrink;
+	size_t head, avail, n, i, j, lower;
 	unsigned changes;
 	uint32_t f;
 	int err;
@@ -736,7 +747,7 @@ polypipe_read_many(polypipe *rd, void **msgs, size_t max, int timeout_ms)
 			/* The last read lowered it; in case a change made
 			 * elsewhere left it up, the empty pipe says so. */
 			if (pipe_may_lower(pp, true))
-				pipe_lower(pp, true);
+				pipe_lower(pp, true, 0);
 			errno = timeout_ms == 0 ? EAGAIN : ETIMEDOUT;
 			return -1;
 		}
@@ -762,11 +773,14 @@ polypipe_read_many(polypipe *rd, void **msgs, size_t max, int timeout_ms)
 		psync_ctr_unlock(&pp->w.tail);
 	}
 	/* Left empty: a watched side lowers.  Acquire: as above. */
-	empty = n == avail && pipe_rdy(pp, true) != NULL &&
-	        psync_ctr_count(&pp->w.tail, memory_order_acquire) == head + n;
+	lower = n == avail && pipe_rdy(pp, true) != NULL &&
+	                psync_ctr_count(&pp->w.tail, memory_order_acquire) ==
+	                    head + n
+	            ? spin_delta(pp, true)
+	            : 0;
 	changes = pipe_release(pp, true, n);
-	if (empty)
-		pipe_lower(pp, true);
+	if (lower > 0)
+		pipe_lower(pp, true, lower);
 	pipe_after(pp, changes);
 	return (ssize_t)n;
 }
@@ -782,8 +796,8 @@ polypipe_write_many(polypipe *wr, void *const *msgs, size_t n, int timeout_ms)
 {
 	struct psync_timer timer = psync_timer(timeout_ms);
 	struct pipe *pp;
-	bool timed_out = false, spun = false, grown, full;
-	size_t tail, len, room, i, j;
+	bool timed_out = false, spun = false, grown;
+	size_t tail, len, room, i, j, lower;
 	unsigned changes;
 	uint32_t f;
 	int err;
@@ -846,7 +860,7 @@ polypipe_write_many(polypipe *wr, void *const *msgs, size_t n, int timeout_ms)
 		psync_ctr_unlock(&pp->w.tail);
 		if ((err == EAGAIN || err == ETIMEDOUT) &&
 		    pipe_may_lower(pp, false))
-			pipe_lower(pp, false);
+			pipe_lower(pp, false, 0);
 		errno = err;
 		return -1;
 	}
@@ -860,12 +874,16 @@ polypipe_write_many(polypipe *wr, void *const *msgs, size_t n, int timeout_ms)
 	pp->w.tidx = j;
 	ctr_set(&pp->w.tail, tail + n);
 	/* Left full: a watched side lowers.  Acquire: as above. */
-	full = len + n >= pp->capacity && pipe_rdy(pp, false) != NULL &&
-	       tail + n - psync_ctr_count(&pp->r.head, memory_order_acquire) >=
-	           pp->capacity;
+	lower = len + n >= pp->capacity && pipe_rdy(pp, false) != NULL &&
+	                tail + n -
+	                        psync_ctr_count(&pp->r.head,
+	                                        memory_order_acquire) >=
+	                    pp->capacity
+	            ? spin_delta(pp, false)
+	            : 0;
 	changes = pipe_release(pp, false, n);
-	if (full)
-		pipe_lower(pp, false);
+	if (lower > 0)
+		pipe_lower(pp, false, lower);
 	pipe_after(pp, changes);
 	return (ssize_t)n;
 }
