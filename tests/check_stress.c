@@ -4453,6 +4453,156 @@ START_TEST(test_stress_connect_many_servers)
 }
 END_TEST
 
+/* --- a watched pipe settles exact ------------------------------------ */
+
+/*
+ * Once the traffic stops, a watched pipe's descriptors say exactly what a
+ * call would do, whichever thread moved last.  Two writers and two
+ * blocking readers stream through a pipe of capacity 4 whose read and
+ * write descriptors were taken, so that the readers empty it and the
+ * writers fill it again and again: each such call lingers for the other
+ * side's next moves (psync_linger) and lowers the descriptor only if they
+ * do not come.  A linger that returns on a move another thread then
+ * undoes, or a lower lost between two lingers, would leave a descriptor
+ * readable on an empty pipe.  After each round, with every thread
+ * joined: the pipe is empty, the read descriptor says so and the write
+ * descriptor says a write would not wait; filled from this thread, the
+ * write descriptor says full and the read one not empty.  Every message
+ * is read exactly once.
+ */
+enum { WS_ROUNDS = 40, WS_MSGS = 3000, WS_SIDES = 2, WS_CAP = 4 };
+
+struct ws {
+	polypipe *rd, *wr;
+	_Atomic long left; /* messages not read yet */
+	_Atomic uint8_t *seen;
+	pthread_barrier_t start;
+	uint64_t seed;
+};
+
+struct ws_arg {
+	struct ws *ws;
+	int idx; /* writers 0 .. WS_SIDES - 1, then readers */
+};
+
+static void *
+ws_main(void *arg)
+{
+	struct ws_arg *a = arg;
+	struct ws *ws = a->ws;
+	uint64_t rng = rng_seed(ws->seed, (uint64_t)a->idx);
+	uintptr_t id;
+	void *m;
+	long i;
+	int r;
+
+	self_tag = a->idx;
+	pthread_barrier_wait(&ws->start);
+	if (a->idx < WS_SIDES) {
+		for (i = 0; i < WS_MSGS; i++) {
+			if (rng_below(&rng, 64) == 0)
+				jitter(&rng, 16);
+			id = (uintptr_t)(a->idx * WS_MSGS + i);
+			if (polypipe_write(ws->wr, (void *)id, LONG_MS) != 0) {
+				fail_note("writer %d: write %ld: %s", a->idx,
+				          i, strerror(errno));
+				break;
+			}
+		}
+		return NULL;
+	}
+	/* Readers: until every message is read; a read that times out
+	 * looks again whether another reader took the last ones. */
+	while (atomic_load_explicit(&ws->left, memory_order_relaxed) > 0) {
+		if (rng_below(&rng, 64) == 0)
+			jitter(&rng, 16);
+		r = polypipe_read(ws->rd, &m, 20);
+		if (r < 0 && errno == ETIMEDOUT)
+			continue;
+		if (r != 1) {
+			fail_note("reader %d: read: %d, %s", a->idx, r,
+			          r < 0 ? strerror(errno) : "end of stream");
+			break;
+		}
+		id = (uintptr_t)m;
+		if (id >= WS_SIDES * WS_MSGS ||
+		    atomic_fetch_add(&ws->seen[id], 1) != 0) {
+			fail_note("reader %d: message %ju read twice or "
+			          "unknown",
+			          a->idx, (uintmax_t)id);
+			break;
+		}
+		atomic_fetch_sub_explicit(&ws->left, 1, memory_order_relaxed);
+	}
+	return NULL;
+}
+
+START_TEST(test_stress_watched_settles)
+{
+	struct ws ws = { 0 };
+	struct ws_arg args[2 * WS_SIDES];
+	pthread_t t[2 * WS_SIDES];
+	int rfd, wfd, k, round, bad = 0;
+	void *m;
+
+	stress_begin();
+	ws.seen = calloc(WS_SIDES * WS_MSGS, sizeof *ws.seen);
+	ck_assert_ptr_nonnull(ws.seen);
+	for (round = 0; round < WS_ROUNDS; round++) {
+		ck_assert_int_eq(polypipe_create(WS_CAP, &ws.rd, &ws.wr), 0);
+		rfd = polypipe_read_fd(ws.rd);
+		wfd = polypipe_write_fd(ws.wr);
+		ck_assert_int_ge(rfd, 0);
+		ck_assert_int_ge(wfd, 0);
+		memset((void *)ws.seen, 0, WS_SIDES * WS_MSGS);
+		atomic_store(&ws.left, WS_SIDES * WS_MSGS);
+		ws.seed = (uint64_t)round;
+		pthread_barrier_init(&ws.start, NULL, 2 * WS_SIDES);
+		for (k = 0; k < 2 * WS_SIDES; k++) {
+			args[k] = (struct ws_arg){ &ws, k };
+			spawn(&t[k], ws_main, &args[k]);
+		}
+		for (k = 0; k < 2 * WS_SIDES; k++)
+			join(t[k]);
+		pthread_barrier_destroy(&ws.start);
+		/* Nobody acts on the pipe now: the descriptors are exact. */
+		if (polypipe_length(ws.rd) != 0 || fd_readable(rfd) ||
+		    !fd_readable(wfd)) {
+			fail_note("round %d: empty pipe, %zu buffered: read "
+			          "fd %d, write fd %d",
+			          round, polypipe_length(ws.rd),
+			          fd_readable(rfd), fd_readable(wfd));
+			bad++;
+		}
+		for (k = 0; k < WS_CAP; k++)
+			ck_assert_int_eq(polypipe_write(ws.wr, MSG(k), 0), 0);
+		if (fd_readable(wfd) || !fd_readable(rfd)) {
+			fail_note("round %d: full pipe: read fd %d, write fd "
+			          "%d",
+			          round, fd_readable(rfd), fd_readable(wfd));
+			bad++;
+		}
+		for (k = 0; k < WS_CAP; k++)
+			ck_assert_int_eq(polypipe_read(ws.rd, &m, 0), 1);
+		if (fd_readable(rfd) || !fd_readable(wfd)) {
+			fail_note("round %d: emptied from here: read fd %d, "
+			          "write fd %d",
+			          round, fd_readable(rfd), fd_readable(wfd));
+			bad++;
+		}
+		polypipe_close(ws.wr);
+		polypipe_close(ws.rd);
+		if (bad > 0)
+			break;
+	}
+	report("watched_settles: %d rounds of %d messages through a pipe "
+	       "of %d, %d threads",
+	       round, WS_SIDES * WS_MSGS, WS_CAP, 2 * WS_SIDES);
+	free((void *)ws.seen);
+	assert_no_failures();
+}
+END_TEST
+
 /* --- the suite --------------------------------------------------------- */
 
 Suite *
@@ -4465,6 +4615,7 @@ stress_suite(void)
 	tcase_add_test(tc, test_stress_mpmc_single);
 	tcase_add_test(tc, test_stress_mpmc_batch);
 	tcase_add_test(tc, test_stress_mpmc_stream);
+	tcase_add_test(tc, test_stress_watched_settles);
 
 	tc = new_tcase(s, "teardown", 60);
 	tcase_add_test(tc, test_stress_teardown_close_write);
