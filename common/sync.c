@@ -356,7 +356,7 @@ psync_linger(struct psync_linger *l, const _Atomic size_t *a, size_t a0,
 		} else if (now - quiet >=
 		               (moved > 0 ? SPIN_SETTLE_NS : LINGER_IDLE_NS) ||
 		           now - start >= SPIN_NS) {
-			break;
+			break; /* settled, idle, or long enough */
 		}
 		/* As psync_spin paces its looks, so as not to take the
 		 * counter's line from the peer at each of its moves. */
@@ -432,9 +432,10 @@ psync_ctr_wait(struct psync_ctr *c)
 	unsigned i;
 
 	for (;;) {
-		/* A side's lock is held for tens of nanoseconds: a holder
-		 * running on another CPU lets go long before a sleep would
-		 * pay. */
+		/* A side's lock is held for tens of nanoseconds, or for
+		 * one eventfd system call when its readiness flips on a
+		 * pipe with a descriptor (ready.h): a holder running on
+		 * another CPU lets go long before a sleep would pay. */
 		if (spin_useful()) {
 			for (i = 0; i < 128; i++) {
 				if (psync_ctr_trylock(c))

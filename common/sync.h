@@ -305,7 +305,8 @@ void psync_spin_init(struct psync_spin *s);
  * call is needed, and the next read finds a run.  Nothing moving for
  * LINGER_IDLE_NS (1 us) ends it, and makes the next ones skip as
  * psync_spin's failed spins do, so a peer that does not come back at
- * once (one of many pipes, a request's answer) costs next to nothing.
+ * once (one of many pipes, a request's answer) costs next to nothing;
+ * none lasts over SPIN_NS.
  */
 struct psync_linger {
 	_Atomic uint8_t skip;
