@@ -39,7 +39,9 @@
  * thread the descriptor wakes finds the count published already (the
  * count is stored before the flip), and the flip costs one system call,
  * no other lock and no reference.  Only a notifier is called after the
- * lock is released (pipe_after).  A side does this only once a
+ * lock is released (pipe_after).  Before a lower that would cost such a
+ * call, the lowerer lingers for the other side's next run (psync_linger),
+ * which would raise it again at once.  A side does this only once a
  * descriptor, notifier or set asked for its readiness (rdy[] allocated);
  * before, its moves skip it.
  *

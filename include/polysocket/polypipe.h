@@ -37,6 +37,19 @@
  *   it ready again pays only if so.  The first such request on a side
  *   allocates its readiness (under 100 bytes) and may fail with ENOMEM,
  *   as *_fd, the *_notify setters and polyset_add may.
+ * - A descriptor is brought up to date by the call that changes what it
+ *   says, before that call returns, with one system call made while
+ *   that side's lock is held.  On a side with a descriptor or a
+ *   notifier, a call that leaves the side unable to proceed first spins
+ *   (when another CPU can run the other side) until the other side's
+ *   next run of moves comes, or for up to 1 microsecond while nothing
+ *   comes, 10 at most: if it comes, the side never stopped being ready,
+ *   and neither the descriptor's two system calls nor the notifier's
+ *   call are made.  Spins that came to nothing make the next ones skip,
+ *   as waits do, so a pipe whose other side does not answer at once
+ *   costs next to nothing.  This holds for timeout 0 too: a
+ *   polypipe_read(..., 0) that takes the last message of a watched pipe
+ *   may return up to that much later.
  * - Buffer memory grows with the messages held (never with the capacity)
  *   and shrinks again as they are read: an idle pipe takes 200 bytes,
  *   and up to 4096 messages the buffer holds at most 5 slots (of 8
