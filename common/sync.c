@@ -169,6 +169,35 @@ spin_backoff(uint8_t backoff)
 	                                        : backoff * 2 + 1;
 }
 
+/* A spin that did not pay: the next ones of its kind skip, longer each
+ * time. */
+static void
+spin_missed(_Atomic uint8_t *skip, _Atomic uint8_t *backoff)
+{
+	uint8_t n =
+	    spin_backoff(atomic_load_explicit(backoff, memory_order_relaxed));
+
+	atomic_store_explicit(backoff, n, memory_order_relaxed);
+	atomic_store_explicit(skip, n, memory_order_relaxed);
+}
+
+/* Pauses between two looks at a counter that has moved `moved` of the
+ * `delta` awaited: each look takes its line from the peer, so once the
+ * run is coming, look about once per two pauses per move still
+ * missing. */
+static void
+spin_pace(size_t moved, size_t delta)
+{
+	unsigned k = 1;
+
+	if (moved > 0)
+		k = delta - moved > SPIN_PACE_MAX / 2
+		        ? SPIN_PACE_MAX
+		        : 2 * (unsigned)(delta - moved);
+	while (k-- > 0)
+		cpu_relax();
+}
+
 /* Whether *a's count moved past a0 or *b moved from b0 (relaxed: the
  * caller re-checks with the ordering it needs). */
 static bool
@@ -211,11 +240,11 @@ void
 psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
            size_t delta, const _Atomic uint32_t *b, uint32_t b0)
 {
-	uint8_t skip, backoff, lone;
+	uint8_t skip, lone;
 	int64_t until, now, next_yield, quiet = 0;
 	bool changed = false, woke;
 	size_t moved, last = 0;
-	unsigned i, k;
+	unsigned i;
 
 	/* The peer shared this CPU at the last hand-off: let it run. */
 	if (spin_thread.yield_first) {
@@ -291,16 +320,7 @@ psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
 				next_yield = clock_ns() + SPIN_NS;
 			}
 		}
-		/* Each look at a counter that moved takes its line from
-		 * the peer: once the batch is coming, look about once per
-		 * two pauses per message still missing. */
-		k = 1;
-		if (moved > 0)
-			k = delta - moved > SPIN_PACE_MAX / 2
-			        ? SPIN_PACE_MAX
-			        : 2 * (unsigned)(delta - moved);
-		while (k-- > 0)
-			cpu_relax();
+		spin_pace(moved, delta);
 	}
 	/* A change that came only after the window was not the spin's
 	 * doing: this thread was descheduled, most likely for the peer on
@@ -311,10 +331,7 @@ psync_spin(struct psync_spin *s, const _Atomic size_t *a, size_t a0,
 		atomic_store_explicit(&s->backoff, 0, memory_order_relaxed);
 		return;
 	}
-	backoff = atomic_load_explicit(&s->backoff, memory_order_relaxed);
-	backoff = spin_backoff(backoff);
-	atomic_store_explicit(&s->backoff, backoff, memory_order_relaxed);
-	atomic_store_explicit(&s->skip, backoff, memory_order_relaxed);
+	spin_missed(&s->skip, &s->backoff);
 yield:
 	/* The peer may be runnable here: a hand-off during the yield says
 	 * so, and the next waits yield first. */
@@ -327,10 +344,8 @@ psync_linger(struct psync_linger *l, const _Atomic size_t *a, size_t a0,
              size_t delta)
 {
 	uint8_t skip = atomic_load_explicit(&l->skip, memory_order_relaxed);
-	uint8_t backoff;
 	int64_t start, now, quiet;
 	size_t moved, last = 0;
-	unsigned k;
 
 	if (skip > 0) {
 		atomic_store_explicit(&l->skip, skip - 1,
@@ -358,23 +373,13 @@ psync_linger(struct psync_linger *l, const _Atomic size_t *a, size_t a0,
 		           now - start >= SPIN_NS) {
 			break; /* settled, idle, or long enough */
 		}
-		/* As psync_spin paces its looks, so as not to take the
-		 * counter's line from the peer at each of its moves. */
-		k = moved == 0 ? 1
-		    : delta - moved > SPIN_PACE_MAX / 2
-		        ? SPIN_PACE_MAX
-		        : 2 * (unsigned)(delta - moved);
-		while (k-- > 0)
-			cpu_relax();
+		spin_pace(moved, delta);
 	}
 	if (moved > 0) {
 		atomic_store_explicit(&l->backoff, 0, memory_order_relaxed);
 		return true;
 	}
-	backoff = spin_backoff(
-	    atomic_load_explicit(&l->backoff, memory_order_relaxed));
-	atomic_store_explicit(&l->backoff, backoff, memory_order_relaxed);
-	atomic_store_explicit(&l->skip, backoff, memory_order_relaxed);
+	spin_missed(&l->skip, &l->backoff);
 	return false;
 }
 
