@@ -160,7 +160,7 @@ int
 attempt_connect(struct attempt *a, polyserver *srv, const char *name)
 {
 	struct rbucket *b = NULL;
-	bool fire = false;
+	bool fire = false, accepted = false;
 	int err;
 
 	pthread_mutex_lock(&a->lock);
@@ -171,8 +171,8 @@ attempt_connect(struct attempt *a, polyserver *srv, const char *name)
 			b = registry_lock(name, false);
 			srv = registry_find(b, name);
 		}
-		err =
-		    srv == NULL ? ECONNREFUSED : server_enqueue(srv, a, &fire);
+		err = srv == NULL ? ECONNREFUSED
+		                  : server_enqueue(srv, a, &fire, &accepted);
 		if (b != NULL)
 			registry_unlock(b);
 		break;
@@ -191,6 +191,11 @@ attempt_connect(struct attempt *a, polyserver *srv, const char *name)
 	CHAOS_POINT();
 	if (fire)
 		server_fire(srv); /* alive: the reference fire took */
+	/* Handed to an accept that was waiting (server.c), which leaves
+	 * the decision's completion to us: no thread waits for it, and the
+	 * client's descriptor and notifier are its own. */
+	if (accepted)
+		attempt_finish(a);
 	return err;
 }
 

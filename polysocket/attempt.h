@@ -108,18 +108,20 @@ void attempt_ready_unlock(struct attempt *a);
  * links a into its backlog (the attempt's lock is held too),
  * attempt_pending whether a is still there, and attempt_take as it takes
  * a out to accept (ep then gets the server's side) or, with ep NULL, to
- * refuse.
+ * refuse.  An attempt that finds an accept waiting is queued and taken
+ * in one go, by the connect (server.c).
  */
 void attempt_queued(struct attempt *a, polyserver *srv);
 bool attempt_pending(const struct attempt *a);
 void attempt_take(struct attempt *a, polyendpoint *ep);
 
 /*
- * attempt_finish (server, no lock held): completes the decision of an
- * attempt taken: for a refusal, sets the error on the pipes and closes
- * the server's side; then wakes the client's wait, brings its descriptor
- * and set up to date, calls its connect notifier, and drops the
- * backlog's reference (a may be gone on return).
+ * attempt_finish (no lock held): completes the decision of an attempt
+ * taken, called by the server that took it, or by attempt_connect for
+ * one it handed to a waiting accept.  For a refusal, sets the error on
+ * the pipes and closes the server's side; then wakes the client's wait,
+ * brings its descriptor and set up to date, calls its connect notifier,
+ * and drops the backlog's reference (a may be gone on return).
  */
 void attempt_finish(struct attempt *a);
 

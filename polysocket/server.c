@@ -8,6 +8,18 @@
  * polypipe call or a callback.  A server is freed when it is closed and
  * no notifier call is in flight (refs).
  *
+ * An accept that finds the backlog empty and waits is put on a list of
+ * accepters.  While one is there, a connect does not queue its attempt:
+ * it takes the oldest accepter off the list and accepts the attempt into
+ * that accept's first slot there and then, under the server's lock, as
+ * that accept would have on waking.  The connecting thread then completes
+ * the decision itself (attempt_finish), so the client has its endpoint
+ * without waiting for the accepting thread to run, and the accepting
+ * thread, when it runs, finds its connection made.  Fewer hand-offs
+ * between threads per connection: one instead of two before the first
+ * request can be written.  The backlog is empty whenever an accept
+ * waits, so this keeps the attempts' order.
+ *
  * Lock order: a registry bucket's lock (bind), then the server's lock,
  * then a polyset's lock.  An attempt's lock may be held on entry to
  * server_enqueue and server_withdraw (attempt.h); the server never takes
@@ -27,6 +39,19 @@
 #include "polysocket/registry.h"
 #include "polysocket/server.h"
 
+/* An accept waiting for an attempt, on its caller's stack: on the
+ * server's list from when it finds the backlog empty until it returns. */
+struct accepter {
+	struct accepter *prev, *next; /* the server's lock */
+	polyendpoint *ep;             /* where an attempt handed goes */
+	struct attempt *handed;       /* the server's lock */
+	/* Set when an attempt is handed or the server shuts down, under
+	 * the server's lock; the accept spinning reads it without (relaxed:
+	 * it takes the lock before it looks at handed). */
+	_Atomic uint32_t moved;
+	struct psync_event wake; /* the server's lock: the accept asleep */
+};
+
 struct polyserver {
 	uint32_t tag; /* PTAG_SERVER */
 	pthread_mutex_t lock;
@@ -37,20 +62,17 @@ struct polyserver {
 	bool refusing;  /* until the next accept call */
 	bool shut;
 	struct binding *binding; /* its name, if bound */
-	/* Moves at every enqueue and at shutdown, under the lock; an
-	 * accept spinning reads it without (relaxed: it takes the lock
-	 * before it looks at the backlog). */
-	_Atomic uint32_t seq;
+	/* The accepts waiting, oldest first; only while pending is 0. */
+	struct accepter *waiting, *waiting_tail;
 	struct psync_spin spin;
-	struct psync_event accepters; /* accept may not wait */
-	struct psync_event settle;    /* notifier calls ending */
-	_Atomic unsigned refs;        /* 1 + notifier calls in flight */
-	struct pready rdy;            /* pending > 0 || shut */
+	struct psync_event settle; /* notifier calls ending */
+	_Atomic unsigned refs;     /* 1 + notifier calls in flight */
+	struct pready rdy;         /* pending > 0 || shut */
 	struct psync_notifier notify;
 };
 
 /* psync_spin's counter, which never moves here: a spinning accept
- * watches seq alone. */
+ * watches its own record alone. */
 static const _Atomic size_t still;
 
 polyserver *
@@ -119,22 +141,48 @@ server_unref(polyserver *srv)
 	free(srv);
 }
 
-/* Moves seq for the accepts spinning (lock held). */
+/* Puts a waiting accept on the list, last (lock held). */
 static void
-server_bump(polyserver *srv)
+accepter_link(polyserver *srv, struct accepter *w)
 {
-	atomic_store_explicit(
-	    &srv->seq,
-	    atomic_load_explicit(&srv->seq, memory_order_relaxed) + 1,
-	    memory_order_relaxed);
+	w->next = NULL;
+	w->prev = srv->waiting_tail;
+	if (srv->waiting_tail != NULL)
+		srv->waiting_tail->next = w;
+	else
+		srv->waiting = w;
+	srv->waiting_tail = w;
+}
+
+static void
+accepter_unlink(polyserver *srv, struct accepter *w)
+{
+	if (w->prev != NULL)
+		w->prev->next = w->next;
+	else
+		srv->waiting = w->next;
+	if (w->next != NULL)
+		w->next->prev = w->prev;
+	else
+		srv->waiting_tail = w->prev;
+}
+
+/* Tells a waiting accept to look again, spinning or asleep (lock held:
+ * it cannot leave, so its record is alive, kick included). */
+static void
+accepter_wake(struct accepter *w)
+{
+	atomic_store_explicit(&w->moved, 1, memory_order_relaxed);
+	psync_event_wake(&w->wake, false);
 }
 
 int
-server_enqueue(polyserver *srv, struct attempt *a, bool *fire)
+server_enqueue(polyserver *srv, struct attempt *a, bool *fire, bool *accepted)
 {
+	struct accepter *w;
 	int err = 0;
 
-	*fire = false;
+	*fire = *accepted = false;
 	pthread_mutex_lock(&srv->lock);
 	if (srv->shut || srv->refusing)
 		err = ECONNREFUSED;
@@ -146,24 +194,33 @@ server_enqueue(polyserver *srv, struct attempt *a, bool *fire)
 		return err;
 	}
 	attempt_queued(a, srv);
-	a->next = NULL;
-	a->prev = srv->tail;
-	if (srv->tail != NULL)
-		srv->tail->next = a;
-	else
-		srv->head = a;
-	srv->tail = a;
-	if (srv->pending++ == 0) {
-		server_update_fd(srv);
-		/* A notifier set later is not owed this transition. */
-		if (srv->notify.fn != NULL) {
-			atomic_fetch_add_explicit(&srv->refs, 1,
-			                          memory_order_relaxed);
-			*fire = true;
-		}
+	w = srv->waiting;
+	if (w != NULL) {
+		/* An accept waits, so the backlog is empty: the attempt is
+		 * the oldest, and that accept's. */
+		accepter_unlink(srv, w);
+		attempt_take(a, w->ep);
+		w->handed = a;
+		accepter_wake(w);
+		*accepted = true;
+	} else {
+		a->next = NULL;
+		a->prev = srv->tail;
+		if (srv->tail != NULL)
+			srv->tail->next = a;
+		else
+			srv->head = a;
+		srv->tail = a;
+		if (srv->pending++ == 0)
+			server_update_fd(srv);
 	}
-	server_bump(srv);
-	psync_event_wake(&srv->accepters, false);
+	/* The backlog went from empty to not, if only for this instant
+	 * when an accept took the attempt: the notifier's edge.  One set
+	 * later is not owed it. */
+	if (srv->pending <= 1 && srv->notify.fn != NULL) {
+		atomic_fetch_add_explicit(&srv->refs, 1, memory_order_relaxed);
+		*fire = true;
+	}
 	pthread_mutex_unlock(&srv->lock);
 	CHAOS_POINT();
 	return 0;
@@ -261,10 +318,10 @@ polyserver_accept_many(polyserver *srv, polyendpoint *eps, size_t max,
                        int timeout_ms)
 {
 	struct psync_timer timer = psync_timer(timeout_ms);
-	bool timed_out = false, spun = false;
-	struct attempt *list;
-	uint32_t seq;
-	size_t n;
+	struct accepter me = { .ep = eps };
+	bool timed_out = false, spun = false, linked = false;
+	struct attempt *list = NULL;
+	size_t n = 0;
 	int err;
 
 	if (srv == NULL || eps == NULL || max == 0 ||
@@ -275,6 +332,12 @@ polyserver_accept_many(polyserver *srv, polyendpoint *eps, size_t max,
 	pthread_mutex_lock(&srv->lock);
 	srv->refusing = false;
 	for (;;) {
+		if (me.handed != NULL) {
+			/* Accepted into eps[0] by its connect, which
+			 * completes it and took us off the list. */
+			n = 1;
+			break;
+		}
 		if (srv->shut)
 			err = ESHUTDOWN;
 		else if (srv->pending > 0)
@@ -283,30 +346,45 @@ polyserver_accept_many(polyserver *srv, polyendpoint *eps, size_t max,
 			err = EAGAIN;
 		else if (timed_out)
 			err = ETIMEDOUT;
-		else if (!spun) {
-			/* A client connecting on another CPU is likely
-			 * here within microseconds: cheaper to wait for it
-			 * running, by the pipes' adaptive rule (sync.h). */
-			spun = true;
-			seq = atomic_load_explicit(&srv->seq,
-			                           memory_order_relaxed);
-			pthread_mutex_unlock(&srv->lock);
-			CHAOS_POINT();
-			psync_spin(&srv->spin, &still, 0, 1, &srv->seq, seq);
-			pthread_mutex_lock(&srv->lock);
-			continue;
-		} else {
-			timed_out = psync_event_wait(&srv->accepters,
-			                             &srv->lock, &timer) != 0;
+		else {
+			if (!linked) {
+				accepter_link(srv, &me);
+				linked = true;
+			}
+			if (!spun) {
+				/* A client connecting on another CPU is
+				 * likely here within microseconds: cheaper
+				 * to wait for it running, by the pipes'
+				 * adaptive rule (sync.h). */
+				spun = true;
+				pthread_mutex_unlock(&srv->lock);
+				CHAOS_POINT();
+				psync_spin(&srv->spin, &still, 0, 1, &me.moved,
+				           0);
+				pthread_mutex_lock(&srv->lock);
+			} else {
+				timed_out =
+				    psync_event_wait(&me.wake, &srv->lock,
+				                     &timer) != 0;
+			}
 			continue;
 		}
+		if (linked)
+			accepter_unlink(srv, &me);
 		pthread_mutex_unlock(&srv->lock);
 		CHAOS_POINT();
 		errno = err;
 		return -1;
 	}
-	n = srv->pending < max ? srv->pending : max;
-	list = server_take(srv, n, eps);
+	if (linked && me.handed == NULL)
+		accepter_unlink(srv, &me);
+	/* The rest of the batch from the backlog, newer than one handed. */
+	if (srv->pending > 0 && n < max) {
+		size_t more = srv->pending < max - n ? srv->pending : max - n;
+
+		list = server_take(srv, more, eps + n);
+		n += more;
+	}
 	pthread_mutex_unlock(&srv->lock);
 	CHAOS_POINT();
 	server_finish_all(list);
@@ -432,6 +510,7 @@ int
 polyserver_shutdown(polyserver *srv)
 {
 	struct binding *binding;
+	struct accepter *w;
 	struct attempt *list;
 	size_t n;
 
@@ -450,8 +529,8 @@ polyserver_shutdown(polyserver *srv)
 	server_update_fd(srv); /* readable for good */
 	binding = srv->binding;
 	srv->binding = NULL;
-	server_bump(srv);
-	psync_event_wake(&srv->accepters, true);
+	for (w = srv->waiting; w != NULL; w = w->next)
+		accepter_wake(w);
 	atomic_fetch_add_explicit(&srv->refs, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&srv->lock);
 	CHAOS_POINT();

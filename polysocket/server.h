@@ -23,8 +23,12 @@ struct pready;
  * (refusing, shut down) or EAGAIN (backlog full).  When the backlog
  * becomes non-empty and a notifier is set, it sets *fire and takes a
  * reference that the caller hands to server_fire once it holds no lock.
+ * When an accept is waiting, it accepts a for that accept instead
+ * (attempt_take) and sets *accepted: the caller then completes the
+ * decision (attempt_finish) once it holds no lock.
  */
-int server_enqueue(polyserver *srv, struct attempt *a, bool *fire);
+int server_enqueue(polyserver *srv, struct attempt *a, bool *fire,
+                   bool *accepted);
 
 /* server_fire (no lock held): calls the accept notifier and drops the
  * reference taken for it. */

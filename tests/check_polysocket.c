@@ -2824,6 +2824,289 @@ START_TEST(test_polyclient_endpoint_keeps_errno)
 }
 END_TEST
 
+/* --- a connect handed to an accept that waits ----------------------- */
+
+/* An accept_many call in a thread of its own, whose sleep the test can
+ * see (test_wait_blocked). */
+struct waiting_accept {
+	polyserver *srv;
+	polyendpoint eps[4];
+	size_t max;
+	int timeout_ms;
+	ssize_t n;
+	int err;
+	atomic_long tid;
+	atomic_int done;
+};
+
+static void *
+waiting_accept_main(void *arg)
+{
+	struct waiting_accept *w = arg;
+
+	atomic_store(&w->tid, test_tid());
+	errno = 0;
+	w->n = polyserver_accept_many(w->srv, w->eps, w->max, w->timeout_ms);
+	w->err = errno;
+	atomic_store(&w->done, 1);
+	return NULL;
+}
+
+static void
+waiting_accept_start(struct waiting_accept *w, pthread_t *t)
+{
+	spawn(t, waiting_accept_main, w);
+	ck_assert_msg(test_wait_blocked(&w->tid, &w->done, WAIT_MS),
+	              "accept did not block on an empty backlog");
+}
+
+/*
+ * A connect to a server whose accept waits is accepted by the connect
+ * itself, by handle (_i 0) or by name (_i 1): when polyclient_connect
+ * returns, the decision is complete on the connecting thread (its
+ * notifier ran there, the endpoint and the descriptor are there), the
+ * backlog never held the attempt, the accept notifier still saw its
+ * edge, and the accept that waited returns the connection.
+ */
+START_TEST(test_polyserver_accept_waiting_takes_connect)
+{
+	struct waiting_accept w = { .srv = new_server(),
+		                    .max = 1,
+		                    .timeout_ms = _i == 0 ? -1 : WAIT_MS };
+	polyclient *cl = new_client(1);
+	struct note cn, sn;
+	polyendpoint ep;
+	pthread_t t;
+	void *m;
+
+	note_init(&cn);
+	note_init(&sn);
+	if (_i == 1)
+		ck_assert_int_eq(polyserver_bind(w.srv, "handed"), 0);
+	ck_assert_int_eq(polyserver_set_accept_notify(w.srv, note_fn, &sn), 0);
+	ck_assert_int_eq(polyclient_set_connect_notify(cl, note_fn, &cn), 0);
+	waiting_accept_start(&w, &t);
+	ck_assert_int_eq(_i == 1 ? polyclient_connect_name(cl, "handed")
+	                         : polyclient_connect(cl, w.srv),
+	                 0);
+	ck_assert_int_eq(note_calls(&cn), 1);
+	ck_assert(pthread_equal(cn.thread, pthread_self()));
+	ck_assert_int_eq(polyclient_endpoint(cl, &ep, 0), 0);
+	ck_assert(fd_readable(polyclient_connect_fd(cl)));
+	ck_assert(!polyserver_pending(w.srv));
+	ck_assert(!fd_readable(polyserver_accept_fd(w.srv)));
+	ck_assert_int_eq(note_calls(&sn), 1);
+	ck_assert_int_eq(polypipe_write(ep.wr, (void *)(uintptr_t)7, 0), 0);
+	join(t);
+	ck_assert_int_eq(w.n, 1);
+	ck_assert_int_eq(polypipe_read(w.eps[0].rd, &m, WAIT_MS), 1);
+	ck_assert_ptr_eq(m, (void *)(uintptr_t)7);
+	assert_passes(w.eps[0].wr, ep.rd, 8);
+	/* Taken once: nothing is left to accept. */
+	ck_assert_int_eq(polyserver_accept(w.srv, &ep, 0), -1);
+	ck_assert_int_eq(errno, EAGAIN);
+	polyendpoint_close(&w.eps[0]);
+	polyclient_close(cl);
+	polyserver_close(w.srv);
+}
+END_TEST
+
+/*
+ * An accept_many that waits takes the first attempt from its connect,
+ * and those queued behind it in the same call, if they came before it
+ * ran; whatever it leaves stays in the backlog.  Either way the
+ * connections come out in the order of the connects.
+ */
+START_TEST(test_polyserver_accept_many_handed_keeps_order)
+{
+	struct waiting_accept w = { .srv = new_server(),
+		                    .max = 4,
+		                    .timeout_ms = WAIT_MS };
+	polyclient *cl[3];
+	polyendpoint ep;
+	size_t n, i;
+	pthread_t t;
+	void *m;
+
+	waiting_accept_start(&w, &t);
+	for (i = 0; i < 3; i++) {
+		cl[i] = new_client(1);
+		ck_assert_int_eq(polyclient_connect(cl[i], w.srv), 0);
+		ck_assert_int_eq(polyclient_endpoint_async(cl[i], &ep), 0);
+		ck_assert_int_eq(
+		    polypipe_write(ep.wr, (void *)(uintptr_t)(i + 1), 0), 0);
+	}
+	/* The first is accepted already. */
+	ck_assert_int_eq(polyclient_endpoint(cl[0], &ep, 0), 0);
+	join(t);
+	ck_assert_int_ge(w.n, 1);
+	ck_assert_int_le(w.n, 3);
+	n = (size_t)w.n;
+	if (n < 3)
+		ck_assert_int_eq(
+		    polyserver_accept_many(w.srv, w.eps + n, 4 - n, 0),
+		    (ssize_t)(3 - n));
+	ck_assert(!polyserver_pending(w.srv));
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(polyclient_endpoint(cl[i], &ep, 0), 0);
+		ck_assert_int_eq(polypipe_read(w.eps[i].rd, &m, 0), 1);
+		ck_assert_ptr_eq(m, (void *)(uintptr_t)(i + 1));
+		polyendpoint_close(&w.eps[i]);
+		polyclient_close(cl[i]);
+	}
+	polyserver_close(w.srv);
+}
+END_TEST
+
+/* An accept that timed out, or never waited, takes nothing later: the
+ * next attempt waits in the backlog. */
+START_TEST(test_polyserver_accept_timed_out_takes_nothing)
+{
+	polyserver *srv = new_server();
+	polyclient *cl = new_client(1);
+	polyendpoint ep;
+
+	ck_assert_int_eq(polyserver_accept(srv, &ep, 0), -1);
+	ck_assert_int_eq(errno, EAGAIN);
+	ck_assert_int_eq(polyserver_accept(srv, &ep, 1), -1);
+	ck_assert_int_eq(errno, ETIMEDOUT);
+	ck_assert_int_eq(polyclient_connect(cl, srv), 0);
+	ck_assert(polyserver_pending(srv));
+	ck_assert_int_eq(polyclient_endpoint(cl, &ep, 0), -1);
+	ck_assert_int_eq(errno, EAGAIN);
+	ck_assert_int_eq(polyserver_accept(srv, &ep, 0), 0);
+	polyendpoint_close(&ep);
+	polyclient_close(cl);
+	polyserver_close(srv);
+}
+END_TEST
+
+/* Two accepts asleep: a shutdown wakes both with ESHUTDOWN, and the
+ * connects after it are refused rather than handed to them. */
+START_TEST(test_polyserver_shutdown_wakes_waiting_accepts)
+{
+	polyserver *srv = new_server();
+	struct waiting_accept w[2] = {
+		{ .srv = srv, .max = 1, .timeout_ms = -1 },
+		{ .srv = srv, .max = 4, .timeout_ms = WAIT_MS },
+	};
+	polyclient *cl = new_client(1);
+	pthread_t t[2];
+	int i;
+
+	for (i = 0; i < 2; i++)
+		waiting_accept_start(&w[i], &t[i]);
+	ck_assert_int_eq(polyserver_shutdown(srv), 0);
+	for (i = 0; i < 2; i++) {
+		join(t[i]);
+		ck_assert_int_eq(w[i].n, -1);
+		ck_assert_int_eq(w[i].err, ESHUTDOWN);
+	}
+	ck_assert_int_eq(polyclient_connect(cl, srv), -1);
+	ck_assert_int_eq(errno, ECONNREFUSED);
+	polyclient_close(cl);
+	polyserver_close(srv);
+}
+END_TEST
+
+/*
+ * Accepts with 1 ms timeouts in two threads against a stream of
+ * connects: an accept that times out as a connect hands it an attempt
+ * must still return it.  Every attempt is accepted exactly once, and in
+ * each accepting thread in the order of the connects.
+ */
+#define RACE_CONNS 4000
+
+struct race_accept {
+	polyserver *srv;
+	atomic_int *stop;
+	unsigned char *seen;
+	uintptr_t last; /* the last request this thread saw */
+	int order_errors;
+	int timeouts;
+};
+
+static void *
+race_accept_main(void *arg)
+{
+	struct race_accept *r = arg;
+	polyendpoint ep;
+	void *m;
+	bool stop;
+
+	for (;;) {
+		stop = atomic_load(r->stop) != 0;
+		if (polyserver_accept(r->srv, &ep, stop ? 0 : 1) < 0) {
+			if (errno == ETIMEDOUT) {
+				r->timeouts++;
+				continue;
+			}
+			ck_assert_int_eq(errno, EAGAIN);
+			if (stop)
+				return NULL;
+			continue;
+		}
+		ck_assert_int_eq(polypipe_read(ep.rd, &m, WAIT_MS), 1);
+		ck_assert_uint_lt((uintptr_t)m, RACE_CONNS);
+		r->seen[(uintptr_t)m]++;
+		if ((uintptr_t)m + 1 <= r->last)
+			r->order_errors++;
+		r->last = (uintptr_t)m + 1;
+		polyendpoint_close(&ep);
+	}
+}
+
+START_TEST(test_polyserver_accept_timeouts_race_connects)
+{
+	static unsigned char seen[2][RACE_CONNS];
+	polyserver *srv = new_server();
+	polyclient **cl = calloc(RACE_CONNS, sizeof *cl);
+	atomic_int stop = 0;
+	struct race_accept r[2];
+	polyendpoint ep;
+	pthread_t t[2];
+	uintptr_t i;
+	int k;
+
+	ck_assert_ptr_nonnull(cl);
+	memset(seen, 0, sizeof seen);
+	for (k = 0; k < 2; k++) {
+		r[k] = (struct race_accept){ .srv = srv,
+			                     .stop = &stop,
+			                     .seen = seen[k] };
+		spawn(&t[k], race_accept_main, &r[k]);
+	}
+	for (i = 0; i < RACE_CONNS; i++) {
+		cl[i] = new_client(1);
+		ck_assert_int_eq(polyclient_connect(cl[i], srv), 0);
+		ck_assert_int_eq(polyclient_endpoint_async(cl[i], &ep), 0);
+		ck_assert_int_eq(polypipe_write(ep.wr, (void *)i, 0), 0);
+		/* Now and then a pause of a few timeouts' length, so that
+		 * accepts time out, some as this connects. */
+		if (i % 256 == 255) {
+			struct timespec pause = { .tv_nsec = 1000000 };
+
+			nanosleep(&pause, NULL);
+		}
+	}
+	atomic_store(&stop, 1);
+	for (k = 0; k < 2; k++) {
+		join(t[k]);
+		ck_assert_int_eq(r[k].order_errors, 0);
+	}
+	for (i = 0; i < RACE_CONNS; i++) {
+		ck_assert_msg(seen[0][i] + seen[1][i] == 1,
+		              "attempt %lu accepted %d times",
+		              (unsigned long)i, seen[0][i] + seen[1][i]);
+		ck_assert_int_eq(polyclient_endpoint(cl[i], &ep, 0), 0);
+		polyclient_close(cl[i]);
+	}
+	ck_assert(!polyserver_pending(srv));
+	free(cl);
+	polyserver_close(srv);
+}
+END_TEST
+
 /*
  * Runs in a child that any system call but exit_group kills: with no
  * descriptor asked for and nobody asleep, a connection costs none,
@@ -3139,6 +3422,14 @@ polysocket_suite(void)
 	    tc, test_polyserver_accept_wakes_beside_notify_setter, 0, 2);
 	tcase_add_loop_test(tc, test_polyserver_accept_keeps_errno, 0, 2);
 	tcase_add_loop_test(tc, test_polyclient_endpoint_keeps_errno, 0, 2);
+
+	tc = new_tcase(s, "handed", 30);
+	tcase_add_loop_test(tc, test_polyserver_accept_waiting_takes_connect,
+	                    0, 2);
+	tcase_add_test(tc, test_polyserver_accept_many_handed_keeps_order);
+	tcase_add_test(tc, test_polyserver_accept_timed_out_takes_nothing);
+	tcase_add_test(tc, test_polyserver_shutdown_wakes_waiting_accepts);
+	tcase_add_test(tc, test_polyserver_accept_timeouts_race_connects);
 
 	tc = new_tcase(s, "cost", 30);
 	tcase_add_loop_test(tc, test_polysocket_connect_no_syscall, 0, 3);
