@@ -23,6 +23,17 @@
  *   notifier report the refusal.
  * - polyclient_endpoint with timeout 0 while the attempt is undecided
  *   fails with EAGAIN.
+ * - A connect to a server with an accept call waiting (an empty backlog,
+ *   a timeout other than 0) is accepted by the connect itself, for the
+ *   accept that has waited longest: it never enters the backlog, and the
+ *   decision is complete when polyclient_connect returns, so the connect
+ *   notifier runs inside it, on the connecting thread, and
+ *   polyclient_endpoint(cl, &ep, 0) succeeds at once.  That accept
+ *   returns the connection when it runs (in slot 0 for accept_many, with
+ *   any attempts queued behind it since).  The connection no longer
+ *   waits for the accepting thread to wake.  The accept notifier is
+ *   still called, as for a backlog that was empty and is not, though
+ *   the attempt has been taken; polyserver_accept_fd never shows it.
  */
 #ifndef POLYSOCKET_POLYSOCKET_H
 #define POLYSOCKET_POLYSOCKET_H
