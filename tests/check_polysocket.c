@@ -2981,23 +2981,42 @@ START_TEST(test_polyserver_accept_timed_out_takes_nothing)
 }
 END_TEST
 
-/* Two accepts asleep: a shutdown wakes both with ESHUTDOWN, and the
+/* Whether *done is set within timeout_ms, looked at every 200 us. */
+static bool
+wait_done(atomic_int *done, int timeout_ms)
+{
+	struct timespec pause = { .tv_nsec = 200000 };
+	int64_t t0 = now_ms();
+
+	while (!atomic_load(done)) {
+		if (now_ms() - t0 >= timeout_ms)
+			return false;
+		nanosleep(&pause, NULL);
+	}
+	return true;
+}
+
+/* Three accepts asleep without a time limit: a shutdown wakes each
+ * (first, middle and last on the server's list) with ESHUTDOWN, and the
  * connects after it are refused rather than handed to them. */
 START_TEST(test_polyserver_shutdown_wakes_waiting_accepts)
 {
 	polyserver *srv = new_server();
-	struct waiting_accept w[2] = {
+	struct waiting_accept w[3] = {
 		{ .srv = srv, .max = 1, .timeout_ms = -1 },
-		{ .srv = srv, .max = 4, .timeout_ms = WAIT_MS },
+		{ .srv = srv, .max = 4, .timeout_ms = -1 },
+		{ .srv = srv, .max = 1, .timeout_ms = -1 },
 	};
 	polyclient *cl = new_client(1);
-	pthread_t t[2];
+	pthread_t t[3];
 	int i;
 
-	for (i = 0; i < 2; i++)
+	for (i = 0; i < 3; i++)
 		waiting_accept_start(&w[i], &t[i]);
 	ck_assert_int_eq(polyserver_shutdown(srv), 0);
-	for (i = 0; i < 2; i++) {
+	for (i = 0; i < 3; i++) {
+		ck_assert_msg(wait_done(&w[i].done, WAIT_MS),
+		              "accept %d still asleep after shutdown", i);
 		join(t[i]);
 		ck_assert_int_eq(w[i].n, -1);
 		ck_assert_int_eq(w[i].err, ESHUTDOWN);
