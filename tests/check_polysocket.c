@@ -2911,6 +2911,38 @@ START_TEST(test_polyserver_accept_waiting_takes_connect)
 }
 END_TEST
 
+static void
+close_client_note(void *arg)
+{
+	polyclient_close(arg);
+}
+
+/* A connect notifier that closes its client, run inside the connect
+ * that a waiting accept took: the connect returns 0 and the accept
+ * returns the connection, whose peer has closed. */
+START_TEST(test_polyserver_accept_waiting_notifier_closes)
+{
+	struct waiting_accept w = { .srv = new_server(),
+		                    .max = 1,
+		                    .timeout_ms = WAIT_MS };
+	polyclient *cl = new_client(1);
+	pthread_t t;
+	void *m;
+
+	ck_assert_int_eq(
+	    polyclient_set_connect_notify(cl, close_client_note, cl), 0);
+	waiting_accept_start(&w, &t);
+	ck_assert_int_eq(polyclient_connect(cl, w.srv), 0);
+	join(t);
+	ck_assert_int_eq(w.n, 1);
+	ck_assert_int_eq(polypipe_read(w.eps[0].rd, &m, WAIT_MS), 0);
+	ck_assert_int_eq(polypipe_write(w.eps[0].wr, &m, 0), -1);
+	ck_assert_int_eq(errno, EPIPE);
+	polyendpoint_close(&w.eps[0]);
+	polyserver_close(w.srv);
+}
+END_TEST
+
 /*
  * An accept_many that waits takes the first attempt from its connect,
  * and those queued behind it in the same call, if they came before it
@@ -3445,6 +3477,7 @@ polysocket_suite(void)
 	tc = new_tcase(s, "handed", 30);
 	tcase_add_loop_test(tc, test_polyserver_accept_waiting_takes_connect,
 	                    0, 2);
+	tcase_add_test(tc, test_polyserver_accept_waiting_notifier_closes);
 	tcase_add_test(tc, test_polyserver_accept_many_handed_keeps_order);
 	tcase_add_test(tc, test_polyserver_accept_timed_out_takes_nothing);
 	tcase_add_test(tc, test_polyserver_shutdown_wakes_waiting_accepts);
