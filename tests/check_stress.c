@@ -4609,6 +4609,155 @@ START_TEST(test_stress_watched_settles)
 }
 END_TEST
 
+/* --- names bound and released under connects -------------------------- */
+
+/*
+ * Each of RB_NAMES names has an owner thread that binds a new server
+ * under it, accepts what comes for a few calls (waiting 0 or 1 ms, so
+ * that some connects are handed to a waiting accept), and closes it,
+ * which refuses the rest and releases the name; client threads connect
+ * by name meanwhile.  A connect finds the name bound or fails with
+ * ECONNREFUSED; an attempt queued is accepted or refused, never lost;
+ * the accepts the owners count equal the connections the clients saw
+ * accepted.  A lookup that let go of the name's lock before queuing
+ * could queue on a server being freed.
+ */
+enum { RB_NAMES = 2, RB_CLIENTS = 2, RB_MS = 1000, RB_CALLS = 8 };
+
+struct rebind {
+	int64_t deadline;
+	atomic_long servers;      /* bound */
+	atomic_long srv_accepted; /* connections accepted by the owners */
+	atomic_long cl_accepted;  /* connections the clients saw accepted */
+	atomic_long cl_refused;   /* attempts queued, then refused */
+	atomic_long unbound;      /* connects that found no server */
+	pthread_barrier_t start;
+};
+
+struct rebind_arg {
+	struct rebind *ch;
+	int idx;
+	uint64_t rng;
+	pthread_t thread;
+};
+
+static void
+rebind_name(char *buf, size_t size, unsigned k)
+{
+	snprintf(buf, size, "stress-churn-%u", k);
+}
+
+static void *
+rebind_owner(void *arg)
+{
+	struct rebind_arg *a = arg;
+	struct rebind *ch = a->ch;
+	polyendpoint eps[4];
+	polyserver *srv;
+	char name[32];
+	ssize_t n;
+
+	self_tag = 300 + a->idx;
+	rebind_name(name, sizeof name, (unsigned)a->idx);
+	pthread_barrier_wait(&ch->start);
+	while (now_ms() < ch->deadline) {
+		srv = polyserver_create();
+		if (srv == NULL || polyserver_bind(srv, name) != 0) {
+			fail_note("owner %d: bind: %s", a->idx,
+			          strerror(errno));
+			polyserver_close(srv);
+			break;
+		}
+		atomic_fetch_add(&ch->servers, 1);
+		for (unsigned i = rng_below(&a->rng, RB_CALLS); i > 0; i--) {
+			n = polyserver_accept_many(srv, eps, 4,
+			                           (int)rng_below(&a->rng, 2));
+			if (n < 0) {
+				if (errno != EAGAIN && errno != ETIMEDOUT)
+					fail_note("owner %d: accept: %s",
+					          a->idx, strerror(errno));
+				continue;
+			}
+			atomic_fetch_add(&ch->srv_accepted, n);
+			for (ssize_t j = 0; j < n; j++)
+				polyendpoint_close(&eps[j]);
+		}
+		polyserver_close(srv);
+	}
+	return NULL;
+}
+
+static void *
+rebind_client(void *arg)
+{
+	struct rebind_arg *a = arg;
+	struct rebind *ch = a->ch;
+	polyendpoint ep;
+	polyclient *cl;
+	char name[32];
+
+	self_tag = 310 + a->idx;
+	pthread_barrier_wait(&ch->start);
+	while (now_ms() < ch->deadline) {
+		cl = polyclient_create(1);
+		if (cl == NULL) {
+			fail_note("client: create: %s", strerror(errno));
+			break;
+		}
+		rebind_name(name, sizeof name, rng_below(&a->rng, RB_NAMES));
+		if (polyclient_connect_name(cl, name) != 0) {
+			if (errno == ECONNREFUSED)
+				atomic_fetch_add(&ch->unbound, 1);
+			else
+				fail_note("client: connect: %s",
+				          strerror(errno));
+		} else if (polyclient_endpoint(cl, &ep, LONG_MS) == 0) {
+			atomic_fetch_add(&ch->cl_accepted, 1);
+		} else if (errno == ECONNREFUSED) {
+			atomic_fetch_add(&ch->cl_refused, 1);
+		} else {
+			fail_note("client: endpoint: %s", strerror(errno));
+		}
+		polyclient_close(cl);
+	}
+	return NULL;
+}
+
+START_TEST(test_stress_connect_name_churn)
+{
+	struct rebind ch = { 0 };
+	struct rebind_arg args[RB_NAMES + RB_CLIENTS];
+	int k;
+
+	stress_begin();
+	ck_assert_int_eq(
+	    pthread_barrier_init(&ch.start, NULL, RB_NAMES + RB_CLIENTS + 1),
+	    0);
+	ch.deadline = now_ms() + RB_MS;
+	for (k = 0; k < RB_NAMES + RB_CLIENTS; k++) {
+		args[k] =
+		    (struct rebind_arg){ .ch = &ch,
+			                 .idx =
+			                     k < RB_NAMES ? k : k - RB_NAMES,
+			                 .rng = rng_seed(15, (uint64_t)k) };
+		spawn(&args[k].thread,
+		      k < RB_NAMES ? rebind_owner : rebind_client, &args[k]);
+	}
+	pthread_barrier_wait(&ch.start);
+	for (k = 0; k < RB_NAMES + RB_CLIENTS; k++)
+		join(args[k].thread);
+	pthread_barrier_destroy(&ch.start);
+	report("connect_name_churn: %ld servers bound, %ld accepted, %ld "
+	       "refused, %ld connects found no server",
+	       atomic_load(&ch.servers), atomic_load(&ch.cl_accepted),
+	       atomic_load(&ch.cl_refused), atomic_load(&ch.unbound));
+	ck_assert_int_eq(atomic_load(&ch.srv_accepted),
+	                 atomic_load(&ch.cl_accepted));
+	ck_assert_int_gt(atomic_load(&ch.servers), 0);
+	assert_no_failures();
+}
+END_TEST
+
 /* --- the suite --------------------------------------------------------- */
 
 Suite *
@@ -4649,5 +4798,6 @@ stress_suite(void)
 
 	tc = new_tcase(s, "connect-many", 60);
 	tcase_add_test(tc, test_stress_connect_many_servers);
+	tcase_add_test(tc, test_stress_connect_name_churn);
 	return s;
 }
