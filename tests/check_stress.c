@@ -4620,7 +4620,9 @@ END_TEST
  * ECONNREFUSED; an attempt queued is accepted or refused, never lost;
  * the accepts the owners count equal the connections the clients saw
  * accepted.  A lookup that let go of the name's lock before queuing
- * could queue on a server being freed.
+ * could queue on a server being freed.  Half the servers have an accept
+ * notifier, called by connecting threads as the owner closes the
+ * server: the call must keep the server alive.
  */
 enum { RB_NAMES = 2, RB_CLIENTS = 2, RB_MS = 1000, RB_CALLS = 8 };
 
@@ -4631,11 +4633,12 @@ struct rebind {
 	atomic_long cl_accepted;  /* connections the clients saw accepted */
 	atomic_long cl_refused;   /* attempts queued, then refused */
 	atomic_long unbound;      /* connects that found no server */
+	atomic_long notified;     /* accept notifier calls */
 	pthread_barrier_t start;
 };
 
 struct rebind_arg {
-	struct rebind *ch;
+	struct rebind *rb;
 	int idx;
 	uint64_t rng;
 	pthread_t thread;
@@ -4647,11 +4650,17 @@ rebind_name(char *buf, size_t size, unsigned k)
 	snprintf(buf, size, "stress-churn-%u", k);
 }
 
+static void
+rebind_note(void *arg)
+{
+	atomic_fetch_add(&((struct rebind *)arg)->notified, 1);
+}
+
 static void *
 rebind_owner(void *arg)
 {
 	struct rebind_arg *a = arg;
-	struct rebind *ch = a->ch;
+	struct rebind *rb = a->rb;
 	polyendpoint eps[4];
 	polyserver *srv;
 	char name[32];
@@ -4659,8 +4668,8 @@ rebind_owner(void *arg)
 
 	self_tag = 300 + a->idx;
 	rebind_name(name, sizeof name, (unsigned)a->idx);
-	pthread_barrier_wait(&ch->start);
-	while (now_ms() < ch->deadline) {
+	pthread_barrier_wait(&rb->start);
+	while (now_ms() < rb->deadline) {
 		srv = polyserver_create();
 		if (srv == NULL || polyserver_bind(srv, name) != 0) {
 			fail_note("owner %d: bind: %s", a->idx,
@@ -4668,7 +4677,11 @@ rebind_owner(void *arg)
 			polyserver_close(srv);
 			break;
 		}
-		atomic_fetch_add(&ch->servers, 1);
+		atomic_fetch_add(&rb->servers, 1);
+		if (rng_coin(&a->rng) &&
+		    polyserver_set_accept_notify(srv, rebind_note, rb) != 0)
+			fail_note("owner %d: notify: %s", a->idx,
+			          strerror(errno));
 		for (unsigned i = rng_below(&a->rng, RB_CALLS); i > 0; i--) {
 			n = polyserver_accept_many(srv, eps, 4,
 			                           (int)rng_below(&a->rng, 2));
@@ -4678,7 +4691,7 @@ rebind_owner(void *arg)
 					          a->idx, strerror(errno));
 				continue;
 			}
-			atomic_fetch_add(&ch->srv_accepted, n);
+			atomic_fetch_add(&rb->srv_accepted, n);
 			for (ssize_t j = 0; j < n; j++)
 				polyendpoint_close(&eps[j]);
 		}
@@ -4691,14 +4704,14 @@ static void *
 rebind_client(void *arg)
 {
 	struct rebind_arg *a = arg;
-	struct rebind *ch = a->ch;
+	struct rebind *rb = a->rb;
 	polyendpoint ep;
 	polyclient *cl;
 	char name[32];
 
 	self_tag = 310 + a->idx;
-	pthread_barrier_wait(&ch->start);
-	while (now_ms() < ch->deadline) {
+	pthread_barrier_wait(&rb->start);
+	while (now_ms() < rb->deadline) {
 		cl = polyclient_create(1);
 		if (cl == NULL) {
 			fail_note("client: create: %s", strerror(errno));
@@ -4707,14 +4720,14 @@ rebind_client(void *arg)
 		rebind_name(name, sizeof name, rng_below(&a->rng, RB_NAMES));
 		if (polyclient_connect_name(cl, name) != 0) {
 			if (errno == ECONNREFUSED)
-				atomic_fetch_add(&ch->unbound, 1);
+				atomic_fetch_add(&rb->unbound, 1);
 			else
 				fail_note("client: connect: %s",
 				          strerror(errno));
 		} else if (polyclient_endpoint(cl, &ep, LONG_MS) == 0) {
-			atomic_fetch_add(&ch->cl_accepted, 1);
+			atomic_fetch_add(&rb->cl_accepted, 1);
 		} else if (errno == ECONNREFUSED) {
-			atomic_fetch_add(&ch->cl_refused, 1);
+			atomic_fetch_add(&rb->cl_refused, 1);
 		} else {
 			fail_note("client: endpoint: %s", strerror(errno));
 		}
@@ -4725,35 +4738,36 @@ rebind_client(void *arg)
 
 START_TEST(test_stress_connect_name_churn)
 {
-	struct rebind ch = { 0 };
+	struct rebind rb = { 0 };
 	struct rebind_arg args[RB_NAMES + RB_CLIENTS];
 	int k;
 
 	stress_begin();
 	ck_assert_int_eq(
-	    pthread_barrier_init(&ch.start, NULL, RB_NAMES + RB_CLIENTS + 1),
+	    pthread_barrier_init(&rb.start, NULL, RB_NAMES + RB_CLIENTS + 1),
 	    0);
-	ch.deadline = now_ms() + RB_MS;
+	rb.deadline = now_ms() + RB_MS;
 	for (k = 0; k < RB_NAMES + RB_CLIENTS; k++) {
 		args[k] =
-		    (struct rebind_arg){ .ch = &ch,
+		    (struct rebind_arg){ .rb = &rb,
 			                 .idx =
 			                     k < RB_NAMES ? k : k - RB_NAMES,
 			                 .rng = rng_seed(15, (uint64_t)k) };
 		spawn(&args[k].thread,
 		      k < RB_NAMES ? rebind_owner : rebind_client, &args[k]);
 	}
-	pthread_barrier_wait(&ch.start);
+	pthread_barrier_wait(&rb.start);
 	for (k = 0; k < RB_NAMES + RB_CLIENTS; k++)
 		join(args[k].thread);
-	pthread_barrier_destroy(&ch.start);
+	pthread_barrier_destroy(&rb.start);
 	report("connect_name_churn: %ld servers bound, %ld accepted, %ld "
-	       "refused, %ld connects found no server",
-	       atomic_load(&ch.servers), atomic_load(&ch.cl_accepted),
-	       atomic_load(&ch.cl_refused), atomic_load(&ch.unbound));
-	ck_assert_int_eq(atomic_load(&ch.srv_accepted),
-	                 atomic_load(&ch.cl_accepted));
-	ck_assert_int_gt(atomic_load(&ch.servers), 0);
+	       "refused, %ld connects found no server, %ld notifier calls",
+	       atomic_load(&rb.servers), atomic_load(&rb.cl_accepted),
+	       atomic_load(&rb.cl_refused), atomic_load(&rb.unbound),
+	       atomic_load(&rb.notified));
+	ck_assert_int_eq(atomic_load(&rb.srv_accepted),
+	                 atomic_load(&rb.cl_accepted));
+	ck_assert_int_gt(atomic_load(&rb.servers), 0);
 	assert_no_failures();
 }
 END_TEST
