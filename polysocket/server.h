@@ -20,12 +20,13 @@ struct pready;
 /*
  * server_enqueue (the attempt's lock held): appends a to srv's backlog
  * and marks it queued (attempt_queued).  Returns 0, ECONNREFUSED
- * (refusing, shut down) or EAGAIN (backlog full).  When the backlog
- * becomes non-empty and a notifier is set, it sets *fire and takes a
- * reference that the caller hands to server_fire once it holds no lock.
- * When an accept is waiting, it accepts a for that accept instead
- * (attempt_take) and sets *accepted: the caller then completes the
- * decision (attempt_finish) once it holds no lock.
+ * (refusing, shut down) or EAGAIN (backlog full).  When an accept is
+ * waiting, it accepts a for that accept instead (attempt_take) and sets
+ * *accepted: the caller then completes the decision (attempt_finish)
+ * once it holds no lock.  When the backlog becomes non-empty, or an
+ * empty one hands a to an accept, and a notifier is set, it sets *fire
+ * and takes a reference that the caller hands to server_fire once it
+ * holds no lock.
  */
 int server_enqueue(polyserver *srv, struct attempt *a, bool *fire,
                    bool *accepted);
